@@ -1,0 +1,36 @@
+# Two entry points, both idempotent on a fresh clone:
+#   make demo   create .venv, install kachery-flows, run the demo on the default local store
+#   make test   create .venv, install kachery-flows[all,test], run ruff, mypy and pytest
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.base-installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[all,test]'
+	touch $@ $(VENV)/.base-installed
+
+demo: $(VENV)/.base-installed
+	$(VENV)/bin/kachery-flows demo
+
+lint: $(VENV)/.test-installed
+	$(VENV)/bin/ruff check kachery_flows tests benchmarks examples
+	$(VENV)/bin/mypy
+
+test: lint
+	$(PY) -m pytest -W error
+
+bench: $(VENV)/.test-installed
+	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,141 @@
+"""Atomic publication of objects: write to a staging temp file, fsync, rename.
+
+A reader never sees a partial object under its final name: bytes go to a uniquely named
+temp file in the store's staging directory (same file system as the objects), are hashed
+while written, fsynced, and only then renamed to ``sha1/aa/bb/cc/<hash>``. A killed writer
+leaves at most an orphan ``*.part`` file, which ``verify``/``gc`` remove.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from .errors import StoreWriteError
+from .hashing import HashingWriter
+
+__all__ = ["TEMP_SUFFIX", "copy_file_into", "fsync_dir", "make_dirs", "publish", "staged_writer"]
+
+_COPY_BLOCK = 8 * 1024 * 1024
+
+TEMP_SUFFIX = ".part"
+
+
+def make_dirs(path: Path, *, group_shared: bool) -> None:
+    """Create ``path`` and its parents; in group-shared mode make them 2775 (setgid)."""
+    if path.is_dir():
+        return
+    parent = path.parent
+    if parent != path and not parent.is_dir():
+        make_dirs(parent, group_shared=group_shared)
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        return
+    if group_shared:
+        # chmod is not masked by the umask, unlike mkdir's mode argument; the setgid bit
+        # makes files created below inherit the directory's group.
+        os.chmod(path, 0o2775)
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename into it survives a crash."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def staged_writer(
+    staging_dir: Path, *, fsync: bool, group_shared: bool = False
+) -> Iterator[HashingWriter]:
+    """Yield a :class:`HashingWriter` on a new temp file in ``staging_dir``.
+
+    On normal exit the file is flushed (and fsynced) and left for :func:`publish`; on an
+    exception it is removed. OS errors become :class:`StoreWriteError`.
+    """
+    try:
+        make_dirs(staging_dir, group_shared=group_shared)
+    except OSError as exc:
+        raise StoreWriteError.from_os_error(exc, "create", staging_dir) from exc
+    path = staging_dir / f"{secrets.token_hex(12)}{TEMP_SUFFIX}"
+    mode = 0o664 if group_shared else 0o666
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
+    except OSError as exc:
+        raise StoreWriteError.from_os_error(exc, "create a temp file in", staging_dir) from exc
+    try:
+        writer = HashingWriter(fd, path)
+        try:
+            if group_shared:
+                os.fchmod(fd, 0o664)  # not masked by the umask, unlike os.open's mode
+            yield writer
+            if fsync:
+                _fsync(fd, path)
+        finally:
+            os.close(fd)
+    except BaseException:
+        _discard(path)
+        raise
+
+
+def _fsync(fd: int, path: Path) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise StoreWriteError.from_os_error(exc, "fsync", path) from exc
+
+
+def copy_file_into(
+    source: Path, writer: HashingWriter, progress: Callable[[int], object] | None = None
+) -> None:
+    """Copy ``source`` into ``writer`` block by block (hashed on the way)."""
+    with open(source, "rb", buffering=0) as f:
+        buf = bytearray(_COPY_BLOCK)
+        view = memoryview(buf)
+        while n := f.readinto(buf):
+            writer.write(view[:n])
+            if progress is not None:
+                progress(n)
+
+
+def _discard(path: Path) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def publish(
+    temp_path: Path, dest: Path, *, fsync: bool, group_shared: bool = False
+) -> bool:
+    """Move a finished temp file to ``dest``; return False if ``dest`` already held it.
+
+    An existing object with the same size is kept (content addressing makes it the same
+    bytes, unless corrupt, which ``verify`` catches); one with a different size is a
+    truncated leftover and is replaced atomically.
+    """
+    try:
+        size = temp_path.stat().st_size
+        try:
+            if dest.stat().st_size == size:
+                _discard(temp_path)
+                return False
+        except FileNotFoundError:
+            pass
+        make_dirs(dest.parent, group_shared=group_shared)
+        os.replace(temp_path, dest)
+    except OSError as exc:
+        _discard(temp_path)
+        raise StoreWriteError.from_os_error(exc, "publish", dest) from exc
+    if fsync:
+        fsync_dir(dest.parent)
+    return True

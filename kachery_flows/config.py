@@ -1,0 +1,69 @@
+"""Settings read from the environment: the one place that looks at ``os.environ``.
+
+=========================  ==============================================================
+variable                   meaning
+=========================  ==============================================================
+``KACHERY_CLOUD_DIR``      root of the local store (default ``~/.kachery-cloud``), shared
+                           with kachery-cloud
+``KACHERY_ZONE``           zone the store shares objects through: a name from the zone
+                           config file, or a URL (``file://``, ``s3://``, ``https://``)
+``KACHERY_FLOWS_FSYNC``    ``0`` turns off fsync on writes (scratch stores only)
+``KACHERY_CLOUD_MULTI_USER`` ``1`` makes new directories group-writable + setgid and
+                           files group-readable, for a lab-shared store
+=========================  ==============================================================
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Settings", "default_root", "load_settings"]
+
+_FALSE = {"0", "false", "no", "off"}
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no or on/off")
+
+
+def default_root(env: Mapping[str, str] | None = None) -> Path:
+    """The local store root: ``$KACHERY_CLOUD_DIR`` or ``~/.kachery-cloud``."""
+    env = os.environ if env is None else env
+    configured = env.get("KACHERY_CLOUD_DIR")
+    if configured:
+        return Path(configured).expanduser()
+    return Path.home() / ".kachery-cloud"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A snapshot of the environment's kachery settings."""
+
+    root: Path
+    zone: str | None
+    fsync: bool
+    multi_user: bool
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read :class:`Settings` from ``env`` (default: the process environment)."""
+    env = os.environ if env is None else env
+    zone = env.get("KACHERY_ZONE") or None
+    return Settings(
+        root=default_root(env),
+        zone=zone,
+        fsync=_flag(env, "KACHERY_FLOWS_FSYNC", True),
+        multi_user=_flag(env, "KACHERY_CLOUD_MULTI_USER", False),
+    )

@@ -1,0 +1,120 @@
+"""The kachery-flows exception tree.
+
+Every error the package raises on purpose derives from :class:`KacheryError`, and
+mixes in the builtin exception a caller would naturally catch::
+
+    KacheryError
+    ├── InvalidURIError          (also ValueError)
+    ├── ObjectNotFoundError      (also FileNotFoundError)
+    ├── CorruptObjectError
+    ├── DecodeError              (also ValueError)
+    ├── StoreWriteError          (also OSError; errno kept, e.g. ENOSPC, EACCES)
+    ├── ZoneError
+    │   ├── ZoneUnavailableError (transient: retried, then raised)
+    │   └── ZonePermissionError  (also PermissionError: 401/403, read-only zone)
+    ├── UnsafePickleError
+    └── UnhashableArgumentError  (also TypeError)
+
+Messages name the URI, path or zone involved and say what to do next.
+"""
+
+from __future__ import annotations
+
+import errno
+
+__all__ = [
+    "CorruptObjectError",
+    "DecodeError",
+    "InvalidURIError",
+    "KacheryError",
+    "ObjectNotFoundError",
+    "StoreWriteError",
+    "UnhashableArgumentError",
+    "UnsafePickleError",
+    "ZoneError",
+    "ZonePermissionError",
+    "ZoneUnavailableError",
+]
+
+
+class KacheryError(Exception):
+    """Base class of every error raised by kachery-flows."""
+
+
+class InvalidURIError(KacheryError, ValueError):
+    """A string is not a valid kachery URI (raised before any file system access)."""
+
+
+class ObjectNotFoundError(KacheryError, FileNotFoundError):
+    """No object with this hash exists in the local cache or the configured zone."""
+
+    def __init__(self, message: str, *, uri: str | None = None) -> None:
+        super().__init__(message)
+        self.uri = uri
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class CorruptObjectError(KacheryError):
+    """Bytes read for an object do not hash to the object's SHA-1.
+
+    Nothing corrupt is ever returned to the caller or moved into the local cache.
+    """
+
+    def __init__(
+        self, message: str, *, uri: str | None = None, actual_sha1: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.uri = uri
+        self.actual_sha1 = actual_sha1
+
+
+class DecodeError(KacheryError, ValueError):
+    """An object's bytes are intact but cannot be decoded with the requested codec."""
+
+
+class StoreWriteError(KacheryError, OSError):
+    """Writing an object failed (disk full, permission denied, read-only store, ...).
+
+    ``errno`` and ``filename`` are those of the underlying :class:`OSError`; the store is
+    left consistent: no partial object is ever visible under its final name.
+    """
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, what: str, path: object) -> StoreWriteError:
+        """Wrap ``exc`` with a message saying what failed, where, and what to do."""
+        hint = {
+            errno.ENOSPC: "the disk is full; free space or point KACHERY_CLOUD_DIR elsewhere",
+            errno.EDQUOT: "the disk quota is exceeded",
+            errno.EACCES: "permission denied; check the store directory's owner and mode",
+            errno.EPERM: "operation not permitted",
+            errno.EROFS: "the store is on a read-only file system (it can still be read)",
+        }.get(exc.errno or 0, exc.strerror or str(exc))
+        return cls(exc.errno or errno.EIO, f"cannot {what} {path}: {hint}", str(path))
+
+
+class ZoneError(KacheryError):
+    """A zone (shared directory, S3 bucket, HTTP mirror) refused or failed a request."""
+
+
+class ZoneUnavailableError(ZoneError):
+    """A transient zone failure (connection error, timeout, 5xx) that outlived its retries."""
+
+
+class ZonePermissionError(ZoneError, PermissionError):
+    """The zone denied access (HTTP 401/403, read-only zone, missing credentials)."""
+
+
+class UnsafePickleError(KacheryError):
+    """A pickle refers to a global outside the safe allow-list.
+
+    Pass ``trusted=True`` only for bytes you (or someone you trust) wrote.
+    """
+
+
+class UnhashableArgumentError(KacheryError, TypeError):
+    """A memoized function received an argument that has no canonical content token."""

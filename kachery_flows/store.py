@@ -1,0 +1,503 @@
+"""The :class:`Store`: a local content-addressed cache, optionally in front of a zone.
+
+Layout (shared with kachery-cloud)::
+
+    <root>/sha1/aa/bb/cc/<hash>          objects, named by the SHA-1 of their bytes
+    <root>/.kachery-flows/staging/       temp files being written (*.part)
+    <root>/.kachery-flows/quarantine/    corrupt objects moved aside by verify
+
+Writes are atomic (see :mod:`kachery_flows._atomic`). Reads from the local cache are
+trusted unless ``verify=True``; every byte that comes from a zone is hashed before it
+enters the cache.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import codecs
+from ._atomic import TEMP_SUFFIX, copy_file_into, make_dirs, publish, staged_writer
+from .config import load_settings
+from .errors import CorruptObjectError, ObjectNotFoundError, StoreWriteError
+from .hashing import HashingWriter, sha1_of_file
+from .uri import Ref, is_sha1_hex, parse_uri
+from .zones.base import Zone, object_key
+
+__all__ = ["Store", "VerifyReport", "get_default_store"]
+
+Progress = Callable[[int], object]
+_INTERNAL_DIR = ".kachery-flows"
+
+
+@dataclass
+class VerifyReport:
+    """What :meth:`Store.verify` found."""
+
+    checked: int = 0
+    bytes_checked: int = 0
+    corrupt: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
+    temp_files: list[str] = field(default_factory=list)
+    removed_temp_files: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no corrupt object was found (orphan temp files are not errors)."""
+        return not self.corrupt
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able summary."""
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "bytes_checked": self.bytes_checked,
+            "corrupt": self.corrupt,
+            "quarantined": self.quarantined,
+            "temp_files": self.temp_files,
+            "removed_temp_files": self.removed_temp_files,
+        }
+
+
+class Store:
+    """A content-addressed object store over an explicit root (and optional zone).
+
+    Parameters
+    ----------
+    root:
+        Directory holding ``sha1/aa/bb/cc/<hash>``; default ``$KACHERY_CLOUD_DIR`` or
+        ``~/.kachery-cloud``. Created on first write, never on construction.
+    zone:
+        Where objects are shared beyond this machine. ``store_*`` uploads to it and
+        ``load_*`` falls back to it; ``store_*_local`` never uploads.
+    fsync:
+        fsync each object (and its directory) before it becomes visible. Default on;
+        ``KACHERY_FLOWS_FSYNC=0`` turns it off for scratch stores.
+    group_shared:
+        Make new directories group-writable and setgid, and files group-readable and
+        writable, so members of one UNIX group can share the store. Default from
+        ``KACHERY_CLOUD_MULTI_USER``.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str] | None = None,
+        *,
+        zone: Zone | None = None,
+        fsync: bool | None = None,
+        group_shared: bool | None = None,
+    ) -> None:
+        settings = load_settings()
+        self.root = Path(root).expanduser() if root is not None else settings.root
+        self.zone = zone
+        self.fsync = settings.fsync if fsync is None else fsync
+        self.group_shared = settings.multi_user if group_shared is None else group_shared
+
+    def __repr__(self) -> str:
+        zone = f", zone={self.zone!r}" if self.zone is not None else ""
+        return f"Store({str(self.root)!r}{zone})"
+
+    # ----------------------------------------------------------------- layout
+    @property
+    def staging_dir(self) -> Path:
+        """Where temp files are written before they are renamed into place."""
+        return self.root / _INTERNAL_DIR / "staging"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Where :meth:`verify` moves corrupt objects."""
+        return self.root / _INTERNAL_DIR / "quarantine"
+
+    def object_path(self, ref: str | Ref) -> Path:
+        """Local path an object has (or would have) in this store; no I/O."""
+        return self.root / object_key(parse_uri(ref).sha1)
+
+    # ---------------------------------------------------------------- writing
+    def _put(
+        self,
+        write: Callable[[HashingWriter], object],
+        label: str | None,
+        codec: str,
+        *,
+        local: bool,
+    ) -> Ref:
+        with staged_writer(
+            self.staging_dir, fsync=self.fsync, group_shared=self.group_shared
+        ) as writer:
+            write(writer)
+        sha1 = writer.hexdigest()
+        publish(
+            writer.path, self.object_path(Ref(sha1)), fsync=self.fsync,
+            group_shared=self.group_shared,
+        )
+        ref = Ref(sha1, label, codec)
+        if not local:
+            self.upload(ref)
+        return ref
+
+    def upload(self, uri: str | Ref) -> bool:
+        """Copy a local object to the zone; False if there is no writable zone."""
+        ref = parse_uri(uri)
+        if self.zone is None or not self.zone.writable:
+            return False
+        path = self._local_path(ref)
+        if path is None:
+            raise ObjectNotFoundError(
+                f"{ref.uri} is not in the local store {self.root}; nothing to upload",
+                uri=ref.uri,
+            )
+        self.zone.put(path, ref.sha1)
+        return True
+
+    def put_bytes(self, data: bytes, label: str | None = None, *, local: bool = False) -> Ref:
+        """Store raw bytes and return their :class:`Ref`."""
+        return self._put(lambda w: w.write(data), label, "bytes", local=local)
+
+    def put_file(
+        self,
+        path: str | os.PathLike[str],
+        label: str | None = None,
+        *,
+        local: bool = False,
+        progress: Progress | None = None,
+    ) -> Ref:
+        """Copy a file into the store (hashing it in the same pass) and return its Ref."""
+        source = Path(path)
+        if source.is_dir():
+            raise IsADirectoryError(f"cannot store {source}: it is a directory")
+        if not source.is_file():
+            raise FileNotFoundError(f"cannot store {source}: no such file")
+        return self._put(
+            lambda writer: copy_file_into(source, writer, progress), label, "bytes", local=local
+        )
+
+    def put_text(self, text: str, label: str | None = None, *, local: bool = False) -> Ref:
+        """Store text as UTF-8 and return its Ref."""
+        data = codecs.encode_text(text)
+        return self._put(lambda w: w.write(data), label, "text", local=local)
+
+    def put_json(self, obj: Any, label: str | None = None, *, local: bool = False) -> Ref:
+        """Store ``obj`` as kachery-canonical JSON and return its Ref."""
+        data = codecs.encode_json(obj)
+        return self._put(lambda w: w.write(data), label, "json", local=local)
+
+    def put_npy(self, array: Any, label: str | None = None, *, local: bool = False) -> Ref:
+        """Store an array in ``.npy`` format and return its Ref."""
+        return self._put(lambda w: codecs.write_npy(w, array), label, "npy", local=local)
+
+    def put_pkl(self, obj: Any, label: str | None = None, *, local: bool = False) -> Ref:
+        """Store ``obj`` as a protocol-4 pickle and return its Ref."""
+        data = codecs.encode_pkl(obj)
+        return self._put(lambda w: w.write(data), label, "pkl", local=local)
+
+    def store_file(
+        self,
+        path: str | os.PathLike[str],
+        label: str | None = None,
+        *,
+        local: bool = False,
+        progress: Progress | None = None,
+    ) -> str:
+        """Store a file; return its ``sha1://`` URI."""
+        return self.put_file(path, label, local=local, progress=progress).uri
+
+    def store_text(self, text: str, label: str | None = None, *, local: bool = False) -> str:
+        """Store text; return its URI."""
+        return self.put_text(text, label, local=local).uri
+
+    def store_json(self, obj: Any, label: str | None = None, *, local: bool = False) -> str:
+        """Store JSON; return its URI."""
+        return self.put_json(obj, label, local=local).uri
+
+    def store_npy(self, array: Any, label: str | None = None, *, local: bool = False) -> str:
+        """Store an array as npy; return its URI."""
+        return self.put_npy(array, label, local=local).uri
+
+    def store_pkl(self, obj: Any, label: str | None = None, *, local: bool = False) -> str:
+        """Store a pickle; return its URI."""
+        return self.put_pkl(obj, label, local=local).uri
+
+    # ---------------------------------------------------------------- reading
+    def _local_path(self, ref: Ref) -> Path | None:
+        path = self.root / object_key(ref.sha1)
+        return path if path.is_file() else None
+
+    def _not_found(self, ref: Ref) -> ObjectNotFoundError:
+        where = f"the local store {self.root}"
+        if self.zone is not None:
+            where += f" or the zone {self.zone.name}"
+        hint = "" if self.zone is not None else " (no zone is configured: set KACHERY_ZONE)"
+        return ObjectNotFoundError(f"{ref.uri} was not found in {where}{hint}", uri=ref.uri)
+
+    def _fetch(self, ref: Ref) -> Path:
+        if self.zone is None:
+            raise self._not_found(ref)
+        with staged_writer(
+            self.staging_dir, fsync=False, group_shared=self.group_shared
+        ) as writer:
+            pass
+        temp = writer.path
+        try:
+            try:
+                self.zone.get(ref.sha1, temp)
+            except ObjectNotFoundError:
+                raise self._not_found(ref) from None
+            actual = sha1_of_file(temp)
+            if actual != ref.sha1:
+                raise CorruptObjectError(
+                    f"bytes downloaded for {ref.uri} from zone {self.zone.name} hash to "
+                    f"{actual}; they were discarded and nothing entered the cache",
+                    uri=ref.uri,
+                    actual_sha1=actual,
+                )
+            if self.fsync:
+                with open(temp, "rb") as f:
+                    os.fsync(f.fileno())
+            dest = self.root / object_key(ref.sha1)
+            publish(temp, dest, fsync=self.fsync, group_shared=self.group_shared)
+            return dest
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def _ensure_local(self, ref: Ref, *, verify: bool) -> Path:
+        path = self._local_path(ref)
+        if path is None:
+            return self._fetch(ref)
+        if verify:
+            actual = sha1_of_file(path)
+            if actual != ref.sha1:
+                raise CorruptObjectError(
+                    f"local object {path} for {ref.uri} is corrupt (its bytes hash to "
+                    f"{actual}); run `kachery-flows verify --quarantine` to move it aside",
+                    uri=ref.uri,
+                    actual_sha1=actual,
+                )
+        return path
+
+    def exists(self, uri: str | Ref) -> bool:
+        """Whether the object is in the local store or the zone."""
+        ref = parse_uri(uri)
+        if self._local_path(ref) is not None:
+            return True
+        return self.zone is not None and self.zone.has(ref.sha1)
+
+    def load_file(
+        self, uri: str | Ref, *, dest: str | os.PathLike[str] | None = None, verify: bool = False
+    ) -> str:
+        """Return a local path holding the object (fetched from the zone if needed).
+
+        The path is inside the store: treat it as read-only. With ``dest`` the object is
+        copied there and ``dest`` is returned.
+        """
+        ref = parse_uri(uri)
+        path = self._ensure_local(ref, verify=verify)
+        if dest is None:
+            return str(path)
+        shutil.copyfile(path, dest)
+        return os.fspath(dest)
+
+    def load_bytes(
+        self,
+        uri: str | Ref,
+        start: int | None = None,
+        end: int | None = None,
+        *,
+        verify: bool = False,
+    ) -> bytes:
+        """The object's bytes, or the slice ``[start, end)`` of them."""
+        ref = parse_uri(uri)
+        path = self._ensure_local(ref, verify=verify)
+        if start is None and end is None:
+            return path.read_bytes()
+        size = path.stat().st_size
+        lo = 0 if start is None else start
+        hi = size if end is None else end
+        if not 0 <= lo <= hi <= size:
+            raise ValueError(f"byte range [{lo}, {hi}) is outside {ref.uri} of size {size}")
+        with open(path, "rb") as f:
+            f.seek(lo)
+            return f.read(hi - lo)
+
+    def load_text(self, uri: str | Ref, *, verify: bool = False) -> str:
+        """Load a UTF-8 text object."""
+        ref = parse_uri(uri)
+        return codecs.decode_text(self.load_bytes(ref, verify=verify), ref.uri)
+
+    def load_json(self, uri: str | Ref, *, verify: bool = False) -> Any:
+        """Load a JSON object."""
+        ref = parse_uri(uri)
+        return codecs.decode_json(self.load_bytes(ref, verify=verify), ref.uri)
+
+    def load_npy(
+        self, uri: str | Ref, *, mmap_mode: str | None = None, verify: bool = False
+    ) -> Any:
+        """Load an ``.npy`` array; ``mmap_mode='r'`` memory-maps it read-only."""
+        ref = parse_uri(uri)
+        path = self._ensure_local(ref, verify=verify)
+        return codecs.load_npy_file(path, ref.uri, mmap_mode)
+
+    def load_pkl(self, uri: str | Ref, *, trusted: bool = False, verify: bool = False) -> Any:
+        """Load a pickle. Restricted to safe types unless ``trusted=True``."""
+        ref = parse_uri(uri)
+        return codecs.decode_pkl(self.load_bytes(ref, verify=verify), ref.uri, trusted=trusted)
+
+    def load(self, uri: str | Ref, codec: str = "bytes", **kwargs: Any) -> Any:
+        """Load with a named codec: ``bytes``, ``text``, ``json``, ``npy`` or ``pkl``."""
+        loaders: dict[str, Callable[..., Any]] = {
+            "bytes": self.load_bytes,
+            "text": self.load_text,
+            "json": self.load_json,
+            "npy": self.load_npy,
+            "pkl": self.load_pkl,
+        }
+        if codec not in loaders:
+            raise ValueError(f"unknown codec {codec!r}; expected one of {sorted(loaders)}")
+        return loaders[codec](uri, **kwargs)
+
+    def info(self, uri: str | Ref) -> dict[str, Any]:
+        """Where the object is and how big it is (no download)."""
+        ref = parse_uri(uri)
+        path = self._local_path(ref)
+        in_zone: bool | None = None
+        if path is None and self.zone is not None:
+            in_zone = self.zone.has(ref.sha1)
+        if path is None and not in_zone:
+            raise self._not_found(ref)
+        return {
+            "uri": ref.uri,
+            "sha1": ref.sha1,
+            "label": ref.label,
+            "local": path is not None,
+            "path": str(path) if path is not None else None,
+            "size": path.stat().st_size if path is not None else None,
+            "zone": self.zone.name if self.zone is not None else None,
+            "in_zone": in_zone,
+        }
+
+    # ------------------------------------------------------------ maintenance
+    def iter_hashes(self) -> Iterator[str]:
+        """Yield the hash of every object in the local store."""
+        for path in self._iter_object_files():
+            yield path.name
+
+    def _iter_shard_entries(self) -> Iterator[Path]:
+        base = self.root / "sha1"
+        for level1 in _scandir_dirs(base):
+            for level2 in _scandir_dirs(level1):
+                for level3 in _scandir_dirs(level2):
+                    with os.scandir(level3) as entries:
+                        for entry in entries:
+                            if entry.is_file(follow_symlinks=False):
+                                yield Path(entry.path)
+
+    def _iter_object_files(self) -> Iterator[Path]:
+        for path in self._iter_shard_entries():
+            if is_sha1_hex(path.name) and path.parent.name == path.name[4:6]:
+                yield path
+
+    def iter_temp_files(self) -> Iterator[Path]:
+        """Temp files left by writers: ours (``*.part``) and kachery-cloud's in shards."""
+        for path in self._iter_shard_entries():
+            if not is_sha1_hex(path.name):
+                yield path
+        if self.staging_dir.is_dir():
+            with os.scandir(self.staging_dir) as entries:
+                for entry in entries:
+                    if entry.name.endswith(TEMP_SUFFIX) and entry.is_file():
+                        yield Path(entry.path)
+
+    def verify(
+        self,
+        *,
+        quarantine: bool = False,
+        remove_temp: bool = False,
+        temp_grace_seconds: float = 3600.0,
+        progress: Progress | None = None,
+    ) -> VerifyReport:
+        """Re-hash every local object and look for orphan temp files.
+
+        Corrupt objects are reported, and moved to :attr:`quarantine_dir` with
+        ``quarantine=True`` (a later load fetches a good copy from the zone). Temp files
+        older than ``temp_grace_seconds`` (so not a live writer's) are reported, and
+        deleted with ``remove_temp=True``.
+        """
+        report = VerifyReport()
+        for path in self._iter_object_files():
+            actual = sha1_of_file(path)
+            size = path.stat().st_size
+            report.checked += 1
+            report.bytes_checked += size
+            if progress is not None:
+                progress(size)
+            if actual != path.name:
+                report.corrupt.append(path.name)
+                if quarantine:
+                    report.quarantined.append(str(self._quarantine(path)))
+        cutoff = time.time() - temp_grace_seconds
+        for temp in self.iter_temp_files():
+            try:
+                if temp.stat().st_mtime > cutoff:
+                    continue
+            except FileNotFoundError:
+                continue
+            report.temp_files.append(str(temp))
+            if remove_temp:
+                temp.unlink(missing_ok=True)
+                report.removed_temp_files.append(str(temp))
+        return report
+
+    def _quarantine(self, path: Path) -> Path:
+        try:
+            make_dirs(self.quarantine_dir, group_shared=self.group_shared)
+            target = self.quarantine_dir / f"{path.name}.{int(time.time())}"
+            os.replace(path, target)
+        except OSError as exc:
+            raise StoreWriteError(
+                exc.errno or 0, f"cannot quarantine {path}: {exc.strerror}", str(path)
+            ) from exc
+        return target
+
+
+def _scandir_dirs(path: Path) -> Iterator[Path]:
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return
+    for entry in sorted(entries, key=lambda e: e.name):
+        if entry.is_dir(follow_symlinks=False) and len(entry.name) == 2:
+            yield Path(entry.path)
+
+
+_default_lock = threading.Lock()
+_default: tuple[tuple[Any, ...], Store] | None = None
+
+
+def _open_configured_zone(spec: str, root: Path) -> Zone:
+    from .zones import open_zone
+
+    return open_zone(spec, root=root)
+
+
+def get_default_store() -> Store:
+    """The store built from the environment (``KACHERY_CLOUD_DIR``, ``KACHERY_ZONE``, ...).
+
+    The environment is re-read on every call, so changing it (e.g. in tests) takes effect
+    at once; the store is rebuilt only when the settings change.
+    """
+    global _default
+    settings = load_settings()
+    key = (settings.root, settings.zone, settings.fsync, settings.multi_user)
+    with _default_lock:
+        if _default is not None and _default[0] == key:
+            return _default[1]
+        zone = _open_configured_zone(settings.zone, settings.root) if settings.zone else None
+        store = Store(settings.root, zone=zone)
+        _default = (key, store)
+        return store
+

@@ -1,0 +1,206 @@
+"""Parsing and formatting of kachery URIs, and the :class:`Ref` value type.
+
+This is the only module that interprets URI strings. Everything downstream works with the
+validated 40-hex SHA-1 of a :class:`Ref`, so no label, query or zone text ever reaches a
+file system path.
+
+Accepted forms::
+
+    sha1://<40 lowercase hex>
+    sha1://<hash>?label=<quoted label>[&other=keys]    (extra keys ignored)
+    sha1://<hash>/<anything>                            (kachery-p2p path-style label)
+    kachery:<zone>:sha1:<hash>[:<quoted label>]        (kachery 2)
+
+Emitted form (exactly kachery-cloud's): ``sha1://<hash>`` or
+``sha1://<hash>?label=<urllib.parse.quote(label)>``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
+
+from .errors import InvalidURIError
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["Ref", "format_uri", "is_sha1_hex", "parse_uri"]
+
+_HEX40 = re.compile(r"[0-9a-f]{40}")
+_MAX_URI_LENGTH = 8192
+_CODECS = ("bytes", "text", "json", "npy", "pkl")
+_CODEC_BY_SUFFIX = {".txt": "text", ".json": "json", ".npy": "npy", ".pkl": "pkl"}
+
+
+def is_sha1_hex(value: str) -> bool:
+    """Return True if ``value`` is exactly 40 lowercase hexadecimal ASCII digits."""
+    return isinstance(value, str) and _HEX40.fullmatch(value) is not None
+
+
+def _reject(uri: object, why: str) -> InvalidURIError:
+    shown = repr(uri) if len(repr(uri)) <= 200 else repr(uri)[:200] + "..."
+    return InvalidURIError(
+        f"invalid kachery URI {shown}: {why}. Expected sha1://<40 lowercase hex digits>"
+        "[?label=...] or kachery:<zone>:sha1:<hash>[:label]."
+    )
+
+
+def _check_suspicious(uri: str, locator: str) -> None:
+    """Reject hostile text. ``locator`` is the part that names the object (before any
+    query); it is held to a stricter standard than the informational label."""
+    if len(uri) > _MAX_URI_LENGTH:
+        raise _reject(uri, f"longer than {_MAX_URI_LENGTH} characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in uri):
+        raise _reject(uri, "contains NUL or other control characters")
+    if "\\" in uri:
+        raise _reject(uri, "contains a backslash")
+    if ".." in locator:
+        raise _reject(uri, "contains '..'")
+    lowered = locator.lower()
+    if "%2e" in lowered or "%5c" in lowered or "%2f" in lowered or "%00" in lowered:
+        raise _reject(uri, "contains a percent-encoded dot, slash, backslash or NUL")
+
+
+def _check_hash(uri: str, candidate: str) -> str:
+    if not is_sha1_hex(candidate):
+        if re.fullmatch(r"[0-9a-fA-F]{40}", candidate):
+            raise _reject(uri, "the hash must be lowercase hex")
+        raise _reject(uri, f"the hash {candidate[:60]!r} is not 40 lowercase hex digits")
+    return candidate
+
+
+def _label_from_query(query: str) -> str | None:
+    for part in query.split("&"):
+        key, sep, value = part.partition("=")
+        if sep and key == "label":
+            return unquote(value)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A reference to one immutable stored object, named by the SHA-1 of its bytes.
+
+    Two refs are equal when they name the same bytes: ``label`` and ``codec`` are
+    informational and take no part in equality, hashing or memo keys. ``str(ref)`` is the
+    kachery-cloud URI, so a ref is JSON-able as that string and can be handed to
+    kachery-cloud itself.
+
+    Parameters
+    ----------
+    sha1:
+        40 lowercase hex digits.
+    label:
+        Optional human-readable name carried in the URI (``?label=``).
+    codec:
+        How the object was encoded (``"bytes"``, ``"text"``, ``"json"``, ``"npy"`` or
+        ``"pkl"``), when known; used by :meth:`load`.
+    """
+
+    sha1: str
+    label: str | None = field(default=None, compare=False)
+    codec: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if not is_sha1_hex(self.sha1):
+            raise InvalidURIError(
+                f"invalid SHA-1 {self.sha1!r}: expected 40 lowercase hex digits"
+            )
+        if self.codec is not None and self.codec not in _CODECS:
+            raise ValueError(f"unknown codec {self.codec!r}; expected one of {_CODECS}")
+
+    @classmethod
+    def parse(cls, uri: str | Ref) -> Ref:
+        """Parse a URI (or return a :class:`Ref` unchanged); see :func:`parse_uri`."""
+        return parse_uri(uri)
+
+    @property
+    def uri(self) -> str:
+        """The kachery-cloud form of this reference (``sha1://<hash>[?label=...]``)."""
+        return format_uri(self.sha1, self.label)
+
+    def __str__(self) -> str:
+        return self.uri
+
+    def with_label(self, label: str | None) -> Ref:
+        """Return the same reference with a different label."""
+        return Ref(self.sha1, label, self.codec)
+
+    def guess_codec(self) -> str | None:
+        """The codec this ref was stored with, or guessed from the label's suffix."""
+        if self.codec is not None:
+            return self.codec
+        if self.label:
+            for suffix, codec in _CODEC_BY_SUFFIX.items():
+                if self.label.lower().endswith(suffix):
+                    return codec
+        return None
+
+    def load(self, codec: str | None = None, *, store: Store | None = None, **kwargs: Any) -> Any:
+        """Load and decode the object.
+
+        ``codec`` defaults to the codec recorded on the ref, else one guessed from the
+        label's suffix (``.npy``, ``.json``, ``.txt``, ``.pkl``); raw ``bytes`` otherwise.
+        Extra keyword arguments go to the codec's loader (``mmap_mode=`` for npy,
+        ``trusted=`` for pkl).
+        """
+        from .store import get_default_store
+
+        target = store if store is not None else get_default_store()
+        return target.load(self, codec or self.guess_codec() or "bytes", **kwargs)
+
+    def path(self, *, store: Store | None = None) -> str:
+        """Local file path of the object, fetched from the zone if needed."""
+        from .store import get_default_store
+
+        target = store if store is not None else get_default_store()
+        return target.load_file(self)
+
+
+def format_uri(sha1: str, label: str | None = None) -> str:
+    """Format ``sha1://<hash>[?label=<quoted label>]`` exactly as kachery-cloud does."""
+    if not is_sha1_hex(sha1):
+        raise InvalidURIError(f"invalid SHA-1 {sha1!r}: expected 40 lowercase hex digits")
+    if label is None:
+        return f"sha1://{sha1}"
+    return f"sha1://{sha1}?label={quote(label)}"
+
+
+def parse_uri(uri: str | Ref) -> Ref:
+    """Parse any accepted URI form into a :class:`Ref`.
+
+    Raises :class:`~kachery_flows.errors.InvalidURIError` for anything else: wrong length,
+    non-hex or upper-case hashes, ``..``, percent-encoded dots, backslashes, control
+    characters and unknown schemes. No file system access happens here.
+    """
+    if isinstance(uri, Ref):
+        return uri
+    if not isinstance(uri, str):
+        raise InvalidURIError(f"expected a URI string or Ref, got {type(uri).__name__}")
+    if uri.startswith("sha1://"):
+        rest = uri[len("sha1://") :]
+        head, _, query = rest.partition("?")
+        _check_suspicious(uri, head)
+        digest, slash, tail = head.partition("/")
+        _check_hash(uri, digest)
+        label = _label_from_query(query) if query else None
+        if label is None and slash and tail:
+            label = unquote(tail)
+        return Ref(digest, label)
+    if uri.startswith("kachery:"):
+        parts = uri.split(":")
+        _check_suspicious(uri, ":".join(parts[:4]))
+        if len(parts) < 4 or len(parts) > 5:
+            raise _reject(uri, "expected kachery:<zone>:sha1:<hash>[:<label>]")
+        if parts[2] != "sha1":
+            raise _reject(uri, f"unsupported hash algorithm {parts[2]!r}")
+        digest = _check_hash(uri, parts[3])
+        label = unquote(parts[4]) if len(parts) == 5 and parts[4] else None
+        return Ref(digest, label)
+    scheme = uri.split(":", 1)[0] if ":" in uri else ""
+    if scheme:
+        raise _reject(uri, f"unknown scheme {scheme[:20]!r}")
+    raise _reject(uri, "no scheme")

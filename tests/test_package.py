@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import kachery_flows
+from kachery_flows import errors
+
+
+def test_all_names_exist_and_are_documented() -> None:
+    for name in kachery_flows.__all__:
+        obj = getattr(kachery_flows, name)
+        if callable(obj):
+            assert obj.__doc__, f"{name} has no docstring"
+    public = {n for n in dir(kachery_flows) if not n.startswith("_")}
+    modules = {
+        "cli", "codecs", "config", "errors", "hashing", "store", "uri", "zones",
+    }
+    assert public - modules - {"annotations"} == set(kachery_flows.__all__) - {"__version__"}
+
+
+def test_every_error_is_importable_from_the_package() -> None:
+    for name in errors.__all__:
+        assert getattr(kachery_flows, name) is getattr(errors, name)
+        assert issubclass(getattr(errors, name), errors.KacheryError)
+
+
+def test_error_mixins() -> None:
+    assert issubclass(errors.InvalidURIError, ValueError)
+    assert issubclass(errors.ObjectNotFoundError, FileNotFoundError)
+    assert issubclass(errors.UnhashableArgumentError, TypeError)
+    assert issubclass(errors.StoreWriteError, OSError)
+    assert issubclass(errors.ZonePermissionError, PermissionError)
+
+
+def test_import_is_light_and_fast() -> None:
+    code = (
+        "import sys, time; t = time.perf_counter(); import kachery_flows; "
+        "dt = time.perf_counter() - t; "
+        "heavy = [m for m in ('prefect', 'dask', 'distributed', 's3fs', 'numpy', 'requests') "
+        "if m in sys.modules]; print(dt, ','.join(heavy))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+    ).stdout.split()
+    seconds = float(out[0])
+    heavy = out[1] if len(out) > 1 else ""
+    assert heavy == "", f"import kachery_flows pulled in {heavy}"
+    assert seconds < 0.5, f"import took {seconds:.3f}s"
