@@ -39,6 +39,7 @@ from .errors import (
     ZonePermissionError,
     ZoneUnavailableError,
 )
+from .memoize import kachery_cached
 from .store import Store, VerifyReport, get_default_store
 from .uri import Ref, format_uri, parse_uri
 
@@ -63,6 +64,7 @@ __all__ = [
     "exists",
     "format_uri",
     "get_default_store",
+    "kachery_cached",
     "load_bytes",
     "load_file",
     "load_json",

@@ -20,7 +20,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Settings", "default_root", "load_settings"]
+__all__ = ["ENV_VARIABLES", "Settings", "default_root", "load_settings", "settings_fingerprint"]
+
+#: Every environment variable :func:`load_settings` depends on (``HOME`` through the default
+#: root). :func:`settings_fingerprint` compares them to tell whether the settings changed.
+ENV_VARIABLES = (
+    "KACHERY_CLOUD_DIR",
+    "KACHERY_ZONE",
+    "KACHERY_FLOWS_FSYNC",
+    "KACHERY_CLOUD_MULTI_USER",
+    "HOME",
+)
 
 _FALSE = {"0", "false", "no", "off"}
 _TRUE = {"1", "true", "yes", "on"}
@@ -67,3 +77,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         fsync=_flag(env, "KACHERY_FLOWS_FSYNC", True),
         multi_user=_flag(env, "KACHERY_CLOUD_MULTI_USER", False),
     )
+
+
+def settings_fingerprint(env: Mapping[str, str] | None = None) -> tuple[str | None, ...]:
+    """The raw values of :data:`ENV_VARIABLES`: equal fingerprints give equal settings.
+
+    Much cheaper than :func:`load_settings`, so hot paths can re-check the environment on
+    every call and rebuild their settings only when it changed.
+    """
+    get = (os.environ if env is None else env).get
+    return tuple([get(name) for name in ENV_VARIABLES])

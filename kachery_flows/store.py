@@ -5,6 +5,7 @@ Layout (shared with kachery-cloud)::
     <root>/sha1/aa/bb/cc/<hash>          objects, named by the SHA-1 of their bytes
     <root>/.kachery-flows/staging/       temp files being written (*.part)
     <root>/.kachery-flows/quarantine/    corrupt objects moved aside by verify
+    <root>/.kachery-flows/memo/objects/  markers of action-cache objects (see gc)
 
 Writes are atomic (see :mod:`kachery_flows._atomic`). Reads from the local cache are
 trusted unless ``verify=True``; every byte that comes from a zone is hashed before it
@@ -18,13 +19,14 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import codecs
 from ._atomic import TEMP_SUFFIX, copy_file_into, make_dirs, publish, staged_writer
-from .config import load_settings
+from .config import load_settings, settings_fingerprint
 from .errors import CorruptObjectError, ObjectNotFoundError, StoreWriteError
 from .hashing import HashingWriter, sha1_of_file
 from .uri import Ref, is_sha1_hex, parse_uri
@@ -126,20 +128,68 @@ class Store:
         codec: str,
         *,
         local: bool,
+        cache_object: bool = False,
     ) -> Ref:
         with staged_writer(
             self.staging_dir, fsync=self.fsync, group_shared=self.group_shared
         ) as writer:
             write(writer)
         sha1 = writer.hexdigest()
-        publish(
+        created = publish(
             writer.path, self.object_path(Ref(sha1)), fsync=self.fsync,
             group_shared=self.group_shared,
         )
+        if cache_object:
+            self._mark_cache_object(sha1, created=created)
+        elif not created:
+            # Stored on purpose (its URI may be shared): garbage collection must never take
+            # it, even if the action cache happened to write the same bytes first.
+            self.cache_mark_path(sha1).unlink(missing_ok=True)
         ref = Ref(sha1, label, codec)
         if not local:
             self.upload(ref)
         return ref
+
+    # ------------------------------------------------------- action-cache objects
+    @property
+    def cache_marks_dir(self) -> Path:
+        """Markers naming the objects the action cache wrote (memo results and records).
+
+        Only marked objects are ever garbage-collected; anything stored with ``store_*``
+        is not marked (and storing marked bytes again removes the mark).
+        """
+        return self.root / _INTERNAL_DIR / "memo" / "objects"
+
+    def cache_mark_path(self, sha1: str) -> Path:
+        """The marker file of object ``sha1`` (it exists only for action-cache objects)."""
+        return self.cache_marks_dir / sha1[:2] / sha1
+
+    def _put_cache_object(
+        self, write: Callable[[HashingWriter], object], codec: str, label: str | None = None
+    ) -> Ref:
+        """Store an object on behalf of the action cache (uploaded like ``store_*``).
+
+        The object is marked as collectable only if this call created it: bytes that were
+        already in the store (e.g. stored by the user) stay unmarked.
+        """
+        return self._put(write, label, codec, local=False, cache_object=True)
+
+    def _mark_cache_object(self, sha1: str, *, created: bool) -> None:
+        marker = self.cache_mark_path(sha1)
+        try:
+            if not created:
+                # Already marked: refresh the grace period; unmarked: the user's object.
+                with suppress(FileNotFoundError):
+                    os.utime(marker)
+                return
+            try:
+                fd = os.open(marker, os.O_WRONLY | os.O_CREAT, 0o664)
+            except FileNotFoundError:
+                make_dirs(marker.parent, group_shared=self.group_shared)
+                fd = os.open(marker, os.O_WRONLY | os.O_CREAT, 0o664)
+            os.close(fd)
+        except OSError as exc:
+            raise StoreWriteError.from_os_error(exc, "mark", marker) from exc
 
     def upload(self, uri: str | Ref) -> bool:
         """Copy a local object to the zone; False if there is no writable zone."""
@@ -476,6 +526,7 @@ def _scandir_dirs(path: Path) -> Iterator[Path]:
 
 _default_lock = threading.Lock()
 _default: tuple[tuple[Any, ...], Store] | None = None
+_default_fingerprint: tuple[tuple[str | None, ...], Store] | None = None
 
 
 def _open_configured_zone(spec: str, root: Path) -> Zone:
@@ -490,14 +541,17 @@ def get_default_store() -> Store:
     The environment is re-read on every call, so changing it (e.g. in tests) takes effect
     at once; the store is rebuilt only when the settings change.
     """
-    global _default
+    global _default, _default_fingerprint
+    fingerprint = settings_fingerprint()
+    cached = _default_fingerprint
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
     settings = load_settings()
     key = (settings.root, settings.zone, settings.fsync, settings.multi_user)
     with _default_lock:
-        if _default is not None and _default[0] == key:
-            return _default[1]
-        zone = _open_configured_zone(settings.zone, settings.root) if settings.zone else None
-        store = Store(settings.root, zone=zone)
-        _default = (key, store)
+        if _default is None or _default[0] != key:
+            zone = _open_configured_zone(settings.zone, settings.root) if settings.zone else None
+            _default = (key, Store(settings.root, zone=zone))
+        store = _default[1]
+        _default_fingerprint = (fingerprint, store)
         return store
-

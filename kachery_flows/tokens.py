@@ -39,10 +39,18 @@ import xxhash
 from .errors import UnhashableArgumentError
 from .uri import Ref, parse_uri
 
-__all__ = ["TOKEN_SCHEMA", "array_token", "register_array_token", "token_of"]
+__all__ = [
+    "TOKEN_SCHEMA",
+    "array_token",
+    "canonical_encoding",
+    "register_array_token",
+    "token_from_encoding",
+    "token_of",
+]
 
 #: Bumped whenever the encoding below changes, so old keys never alias new ones.
 TOKEN_SCHEMA = "kachery-flows-token-1"
+_SCHEMA_BYTES = TOKEN_SCHEMA.encode()
 
 _ARRAY_SLAB_BYTES = 16 << 20
 _known_arrays: dict[int, tuple[weakref.ref[Any], bytes]] = {}
@@ -217,16 +225,31 @@ def _encode_object(value: Any, cls: type) -> bytes:
     )
 
 
+def canonical_encoding(value: Any) -> bytes:
+    """The self-delimiting canonical byte encoding of ``value`` that :func:`token_of` digests.
+
+    Concatenating encodings is unambiguous, so a caller can digest several values (e.g. the
+    arguments of a call) in one pass; ``token_from_encoding(canonical_encoding(v))`` equals
+    ``token_of(v)``. Raises :class:`~kachery_flows.errors.UnhashableArgumentError` like
+    :func:`token_of`.
+    """
+    try:
+        return _encode(value)
+    except RecursionError:
+        raise UnhashableArgumentError(
+            "cannot compute a content token: the value is nested too deeply or refers to itself"
+        ) from None
+
+
+def token_from_encoding(encoding: bytes) -> bytes:
+    """The token of a value given its :func:`canonical_encoding`."""
+    return hashlib.sha1(_SCHEMA_BYTES + encoding).digest()
+
+
 def token_of(value: Any) -> bytes:
     """The canonical content token of ``value`` (a 20-byte digest).
 
     Raises :class:`~kachery_flows.errors.UnhashableArgumentError` for values without a
     canonical encoding (and for self-referencing containers).
     """
-    try:
-        encoded = _encode(value)
-    except RecursionError:
-        raise UnhashableArgumentError(
-            "cannot compute a content token: the value is nested too deeply or refers to itself"
-        ) from None
-    return hashlib.sha1(TOKEN_SCHEMA.encode() + encoded).digest()
+    return token_from_encoding(canonical_encoding(value))

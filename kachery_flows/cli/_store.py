@@ -64,12 +64,14 @@ def cmd_cat(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    info = _store(args).info(args.uri)
+    from ..records import describe
+    from ._memo import print_description
+
+    info = describe(_store(args), args.uri)
     if args.json:
         print_json(info)
     else:
-        for key, value in info.items():
-            print(f"{key}: {value}")
+        print_description(info)
     return EXIT_CODES["ok"]
 
 
@@ -157,8 +159,10 @@ def register(sub: Any) -> None:
     p.add_argument("--verify", action="store_true")
     p.set_defaults(func=cmd_cat)
 
-    p = sub.add_parser("info", help="where an object is and its size")
-    p.add_argument("uri")
+    p = sub.add_parser(
+        "info", help="where an object is and its size; a memo key's or record's provenance"
+    )
+    p.add_argument("uri", metavar="URI|KEY")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 

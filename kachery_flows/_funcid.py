@@ -1,0 +1,165 @@
+"""What identifies a memoized function: its name, a fingerprint of its code, its arguments.
+
+* identity: ``module.qualname`` of the function as defined.
+* code fingerprint: SHA-1 of the normalized source, i.e. ``ast.unparse`` of the ``def`` with
+  its decorators and docstrings removed, so comments, blank lines, formatting and
+  docstrings do not matter. When the source cannot be read (``python -c``, ``exec``, some
+  frozen apps) the fallback hashes the code object (bytecode, names, constants), which is
+  stable for one Python version but changes between versions; pass ``version=`` to make
+  keys independent of both.
+* arguments: bound like a call would bind them (defaults applied, keyword and positional
+  spellings agree) into a ``name -> value`` dict.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import sys
+import textwrap
+import types
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .tokens import canonical_encoding
+
+__all__ = ["ArgBinder", "code_fingerprint", "function_identity"]
+
+
+def function_identity(func: Callable[..., Any]) -> str:
+    """``module.qualname`` of ``func``."""
+    module = getattr(func, "__module__", None)
+    qualname = getattr(func, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        raise TypeError(
+            f"cannot memoize {func!r}: it has no __module__/__qualname__; decorate a function "
+            "defined with def (or async def)"
+        )
+    return f"{module}.{qualname}"
+
+
+def code_fingerprint(func: Callable[..., Any]) -> str:
+    """``source:<sha1>`` of the normalized source, else ``bytecode-<py>:<sha1>``."""
+    node = _function_node(func)
+    if node is not None:
+        text = ast.unparse(node)
+        return "source:" + hashlib.sha1(text.encode("utf-8")).hexdigest()
+    code = getattr(func, "__code__", None)
+    if not isinstance(code, types.CodeType):
+        raise TypeError(
+            f"cannot fingerprint the code of {func!r} (no source and no __code__); pass "
+            "version=... to @kachery_cached"
+        )
+    tag = f"bytecode-{sys.version_info[0]}.{sys.version_info[1]}"
+    return f"{tag}:{_code_digest(code)}"
+
+
+def _function_node(func: Callable[..., Any]) -> ast.AST | None:
+    try:
+        source = inspect.getsource(func)
+    except (OSError, TypeError):
+        return None
+    text = textwrap.dedent(source)
+    if text[:1].isspace():
+        # A multi-line string at column 0 inside an indented def defeats dedent.
+        text = "if True:\n" + text
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    name = getattr(func, "__name__", None)
+    if name == "<lambda>":
+        lambdas = [n for n in ast.walk(tree) if isinstance(n, ast.Lambda)]
+        return lambdas[0] if len(lambdas) == 1 else None
+    for node in ast.walk(tree):  # breadth-first: the outermost matching def comes first
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+            node.decorator_list = []
+            _strip_docstrings(node)
+            return node
+    return None
+
+
+def _strip_docstrings(root: ast.AST) -> None:
+    for node in ast.walk(root):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            body = node.body
+            first = body[0] if body else None
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
+                node.body = body[1:] or [ast.Pass()]
+
+
+def _code_digest(code: types.CodeType) -> str:
+    h = hashlib.sha1()
+    for part in (code.co_code, *(n.encode() for n in code.co_names)):
+        h.update(len(part).to_bytes(8, "little") + part)
+    h.update(repr((code.co_varnames, code.co_freevars, code.co_cellvars)).encode())
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            h.update(b"C" + _code_digest(const).encode())
+        else:
+            try:
+                h.update(b"K" + canonical_encoding(const))
+            except TypeError:
+                h.update(b"R" + repr(const).encode())
+    return h.hexdigest()
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+_KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+class ArgBinder:
+    """Binds call arguments to parameter names the way the call itself would.
+
+    The common case (no ``*args``/``**kwargs``, no positional-only parameters) takes a fast
+    path; anything else, including every malformed call, goes through
+    :meth:`inspect.Signature.bind`, which raises the same ``TypeError`` the call would.
+    """
+
+    def __init__(self, func: Callable[..., Any], ignore: Iterable[str] = ()) -> None:
+        self.signature = inspect.signature(func)
+        params = list(self.signature.parameters.values())
+        names = [p.name for p in params]
+        ignored = set(ignore)
+        unknown = sorted(ignored - set(names))
+        if unknown:
+            raise ValueError(
+                f"ignore={unknown!r} names no parameter of {function_identity(func)}; its "
+                f"parameters are {names}"
+            )
+        #: Names that take part in the key, sorted.
+        self.key_names: tuple[str, ...] = tuple(sorted(n for n in names if n not in ignored))
+        simple = all(p.kind in _KEYWORD for p in params)
+        self._positional: tuple[str, ...] | None = (
+            tuple(p.name for p in params if p.kind in _POSITIONAL) if simple else None
+        )
+        self._keywords = frozenset(p.name for p in params if p.kind in _KEYWORD)
+        self._defaults = {p.name: p.default for p in params if p.default is not p.empty}
+        self._count = len(params)
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``name -> value`` for every parameter (defaults applied)."""
+        positional = self._positional
+        if positional is None or len(args) > len(positional):
+            return self._bind_slow(args, kwargs)
+        values = dict(zip(positional, args, strict=False))
+        for name, value in kwargs.items():
+            if name in values or name not in self._keywords:
+                return self._bind_slow(args, kwargs)
+            values[name] = value
+        if len(values) < self._count:
+            for name, default in self._defaults.items():
+                values.setdefault(name, default)
+            if len(values) < self._count:
+                return self._bind_slow(args, kwargs)
+        return values
+
+    def _bind_slow(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)

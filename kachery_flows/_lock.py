@@ -1,0 +1,202 @@
+"""A lock file with expiry, for computing one memo key once across processes and hosts.
+
+The lock is a file created with ``O_CREAT | O_EXCL`` (atomic on local file systems and on
+NFSv3+), holding the owner's pid, host, time and a random nonce. The owner's process
+refreshes its mtime every :data:`HEARTBEAT_SECONDS` while it computes, so a lock is stale
+when its mtime is older than :data:`STALE_SECONDS` (owner gone, on any host), or at once
+when its owner is on this host and that process no longer exists. A stale lock is renamed
+aside (so two processes breaking it at once cannot both win) and removed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import secrets
+import threading
+import time
+from contextlib import suppress
+from pathlib import Path
+
+from ._atomic import make_dirs
+
+__all__ = ["HEARTBEAT_SECONDS", "STALE_SECONDS", "FileLock"]
+
+#: A lock whose file was not refreshed for this long is abandoned.
+STALE_SECONDS = 60.0
+#: How often a holder refreshes its lock files.
+HEARTBEAT_SECONDS = 10.0
+
+
+@functools.lru_cache(maxsize=1)
+def _host() -> str:
+    import socket
+
+    return socket.gethostname()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in (b"Z", b"X")  # a zombie has exited (its parent did not reap it yet)
+
+
+class _Heartbeat:
+    """One daemon thread that refreshes the mtime of every lock file this process holds."""
+
+    def __init__(self) -> None:
+        self._held: dict[Path, int] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, path: Path) -> None:
+        with self._lock:
+            self._held[path] = self._held.get(path, 0) + 1
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="kachery-lock-heartbeat", daemon=True
+                )
+                self._thread.start()
+
+    def discard(self, path: Path) -> None:
+        with self._lock:
+            count = self._held.get(path, 0) - 1
+            if count > 0:
+                self._held[path] = count
+            else:
+                self._held.pop(path, None)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(HEARTBEAT_SECONDS)
+            with self._lock:
+                paths = list(self._held)
+            for path in paths:
+                with suppress(OSError):
+                    os.utime(path)
+
+
+_heartbeat = _Heartbeat()
+
+
+class FileLock:
+    """A non-blocking lock file; callers poll :meth:`acquire` while they wait."""
+
+    def __init__(self, path: Path, *, group_shared: bool = False) -> None:
+        self.path = path
+        self.group_shared = group_shared
+        self._nonce: str | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._nonce is not None
+
+    def acquire(self) -> bool:
+        """Take the lock if it is free (or stale); never waits."""
+        if self._nonce is not None:
+            raise RuntimeError(f"lock {self.path} is already held by this object")
+        for _ in range(3):
+            if self._create():
+                return True
+            if not self._break_if_stale():
+                return False
+        return False
+
+    def _create(self) -> bool:
+        nonce = secrets.token_hex(8)
+        mode = 0o664 if self.group_shared else 0o644
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self.path, flags, mode)
+        except FileExistsError:
+            return False
+        except FileNotFoundError:
+            make_dirs(self.path.parent, group_shared=self.group_shared)
+            try:
+                fd = os.open(self.path, flags, mode)
+            except FileExistsError:
+                return False
+        try:
+            info = {"pid": os.getpid(), "host": _host(), "time": time.time(), "nonce": nonce}
+            os.write(fd, json.dumps(info).encode())
+        finally:
+            os.close(fd)
+        self._nonce = nonce
+        _heartbeat.add(self.path)
+        return True
+
+    def _break_if_stale(self) -> bool:
+        """Remove the lock file if its owner is gone; True if the lock may now be free."""
+        try:
+            before = os.stat(self.path)
+            info = _read_info(self.path)
+        except FileNotFoundError:
+            return True
+        age = time.time() - before.st_mtime
+        pid = info.get("pid") if info is not None else None
+        dead_owner = (
+            info is not None
+            and info.get("host") == _host()
+            and isinstance(pid, int)
+            and not _pid_alive(pid)
+        )
+        if age < STALE_SECONDS and not dead_owner:
+            return False
+        aside = self.path.with_name(f"{self.path.name}.stale-{secrets.token_hex(6)}")
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return True
+        try:
+            moved = os.stat(aside)
+            if (moved.st_ino, moved.st_mtime_ns) != (before.st_ino, before.st_mtime_ns):
+                # Someone replaced the stale lock with a live one meanwhile: give it back.
+                with suppress(FileExistsError):
+                    os.link(aside, self.path)
+        finally:
+            with suppress(FileNotFoundError):
+                os.unlink(aside)
+        return True
+
+    def release(self) -> None:
+        """Give the lock up (only removes the file if it is still ours)."""
+        nonce, self._nonce = self._nonce, None
+        if nonce is None:
+            return
+        _heartbeat.discard(self.path)
+        try:
+            info = _read_info(self.path)
+        except FileNotFoundError:
+            return
+        if info is not None and info.get("nonce") == nonce:
+            with suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+    def owner(self) -> dict[str, object] | None:
+        """The owner recorded in the lock file, if it exists and is readable."""
+        try:
+            return _read_info(self.path)
+        except FileNotFoundError:
+            return None
+
+
+def _read_info(path: Path) -> dict[str, object] | None:
+    with open(path, "rb") as f:
+        data = f.read(4096)
+    try:
+        info = json.loads(data)
+    except ValueError:
+        return None  # being written, or garbage
+    return info if isinstance(info, dict) else None

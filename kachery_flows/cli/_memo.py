@@ -1,0 +1,103 @@
+"""Action-cache commands: ``gc``, and the text view ``info`` uses for records."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from . import EXIT_CODES, print_json
+
+
+def _print_record(record: dict[str, Any], indent: str = "") -> None:
+    print(f"{indent}function: {record.get('function')}")
+    version = record.get("version")
+    print(f"{indent}version: {version}" if version is not None else f"{indent}version: -")
+    print(f"{indent}code: {record.get('code')}")
+    print(f"{indent}inputs:")
+    for name, item in (record.get("inputs") or {}).items():
+        detail = []
+        for field in ("ref", "value", "dtype", "shape"):
+            if field in item:
+                detail.append(f"{field}={item[field]!r}" if field == "value" else
+                              f"{field}={item[field]}")
+        detail.append(f"token={item.get('token')}")
+        print(f"{indent}  {name}: {item.get('type')} " + " ".join(detail))
+    result = record.get("result") or {}
+    print(f"{indent}result: {result.get('uri')} ({result.get('codec')}, "
+          f"{result.get('size')} bytes, {result.get('type')})")
+    print(f"{indent}duration: {record.get('duration')} s")
+    print(f"{indent}host: {record.get('host')}")
+    print(f"{indent}created: {record.get('created')}")
+    print(f"{indent}kachery-flows: {record.get('kachery_flows_version')}, "
+          f"python {record.get('python')}")
+
+
+def print_description(info: dict[str, Any]) -> None:
+    """Print what :func:`kachery_flows.records.describe` returned, for people."""
+    record = info.get("record")
+    if info.get("kind") == "memo":
+        print(f"key: {info['key']}")
+        print(f"record: {info['record_uri']}")
+        present = "present" if info["result_present"] else "MISSING (next call recomputes)"
+        print(f"result: {info['result_uri']} ({present})")
+        if record is not None:
+            _print_record(record, "  ")
+        return
+    for key, value in info.items():
+        if key not in ("record", "produced_by"):
+            print(f"{key}: {value}")
+    if record is not None:
+        print("record:")
+        _print_record(record, "  ")
+    for key in info.get("produced_by", []):
+        print(f"produced by memo key: {key}")
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from ..garbage import collect_garbage
+    from ._store import _store
+
+    report = collect_garbage(
+        _store(args),
+        older_than_days=args.older_than,
+        expire_records_days=args.expire_records,
+        dry_run=args.dry_run,
+    )
+    if args.json:
+        print_json(report.to_dict())
+        return EXIT_CODES["ok"]
+    verb = "would delete" if report.dry_run else "deleted"
+    for key in report.expired_records:
+        print(f"expired record: {key}")
+    for sha1 in report.deleted_objects:
+        print(f"{verb}: sha1://{sha1}")
+    for path in report.removed_temp_files + report.removed_lock_files:
+        print(f"{verb}: {path}")
+    print(
+        f"{report.live_records} live record(s); {verb} {len(report.deleted_objects)} "
+        f"cache object(s), {report.deleted_bytes} bytes; "
+        f"{len(report.removed_temp_files)} temp file(s); "
+        f"{len(report.expired_records)} record(s) expired; "
+        f"{len(report.kept_recent)} unreachable object(s) younger than the grace period kept"
+    )
+    return EXIT_CODES["ok"]
+
+
+def register(sub: Any) -> None:
+    """Add the action-cache commands to ``sub``."""
+    p = sub.add_parser(
+        "gc",
+        help="delete orphan temp files and cache results no live memo record reaches",
+        description="Objects stored with store_* are never deleted; nothing in a zone is.",
+    )
+    p.add_argument(
+        "--older-than", type=float, default=1.0, metavar="DAYS",
+        help="grace period: nothing younger is deleted (default 1)",
+    )
+    p.add_argument(
+        "--expire-records", type=float, default=None, metavar="DAYS",
+        help="first forget memo entries not used for DAYS (least recently used first)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="report only; delete nothing")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_gc)

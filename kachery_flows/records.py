@@ -1,0 +1,474 @@
+"""Action-cache records: memo key -> result, with provenance.
+
+A computed call leaves three things behind:
+
+* the **result**, a content-addressed object (see :mod:`kachery_flows._results`);
+* the **record**, kachery-canonical JSON stored as an object too, so its ``sha1://`` URI
+  names one immutable piece of provenance: function, version or code fingerprint, input
+  tokens and refs, result ref and codec, duration, time, host, package version;
+* an **entry** in a ref map, ``memo/<key>`` -> ``kfm1 <record> <result> <codec> <size>
+  <array token>``. It repeats what a hit needs, so a hit costs one ref lookup and one load.
+
+The ref map is the zone's (``Zone.get_ref``/``set_ref``) when a writable zone is configured,
+so a shared directory or bucket shares the cache; otherwise it is the local directory
+``<root>/.kachery-flows/refs/`` (the same layout a :class:`~kachery_flows.zones.LocalZone`
+over that root uses). A read-only zone's entries are read after the local ones.
+
+Each store also keeps a local index, ``<root>/.kachery-flows/memo/keys/aa/<key>``, of the
+keys this machine computed or used (function and entry; the file's mtime is the last use,
+refreshed at most every few minutes per process). It serves :meth:`ActionCache.clear`,
+record expiry and garbage collection (:mod:`kachery_flows.garbage`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import weakref
+from collections.abc import Iterator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import codecs
+from ._atomic import make_dirs, staged_writer
+from ._lock import FileLock
+from ._results import StoredResult, load_result, result_exists, scan_refs
+from .errors import KacheryError, ObjectNotFoundError
+from .store import Store
+from .tokens import token_from_encoding
+from .uri import Ref, is_sha1_hex, parse_uri
+from .zones.base import Zone
+from .zones.local import LocalZone
+
+__all__ = [
+    "ENTRY_TAG",
+    "RECORD_SCHEMA",
+    "ActionCache",
+    "CacheEntry",
+    "IndexEntry",
+    "action_cache",
+    "build_record",
+    "describe",
+    "reached_by",
+    "read_record_object",
+]
+
+#: Schema tag of record objects.
+RECORD_SCHEMA = "kachery-flows-record-1"
+#: First word of a ref-map entry.
+ENTRY_TAG = "kfm1"
+_CODECS = frozenset({"npy", "json", "pkl", "bytes"})
+_TOUCH_INTERVAL = 300.0
+_RECORD_MAX_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """What the ref map holds for one memo key."""
+
+    record: str
+    result: str
+    codec: str
+    size: int
+    array_token: bytes | None = None
+
+    def encode(self) -> str:
+        """The ref-map text of this entry."""
+        token = self.array_token.hex() if self.array_token is not None else "-"
+        return f"{ENTRY_TAG} {self.record} {self.result} {self.codec} {self.size} {token}"
+
+    @classmethod
+    def decode(cls, text: str) -> CacheEntry | None:
+        """Parse ref-map text; None if it is not a valid entry (treated as a miss)."""
+        parts = text.split()
+        if len(parts) != 6 or parts[0] != ENTRY_TAG:
+            return None
+        _, record, result, codec, size, token = parts
+        if not (is_sha1_hex(record) and is_sha1_hex(result)) or codec not in _CODECS:
+            return None
+        if not size.isdigit():
+            return None
+        try:
+            array_token = None if token == "-" else bytes.fromhex(token)
+        except ValueError:
+            return None
+        return cls(record, result, codec, int(size), array_token)
+
+    @property
+    def result_ref(self) -> Ref:
+        """The result as a :class:`Ref` with its codec."""
+        return Ref(self.result, codec=self.codec)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """A key this machine computed or used."""
+
+    key: str
+    function: str | None
+    entry: CacheEntry | None
+    last_used: float
+    path: Path
+
+
+class _DirRefMap:
+    """A name -> text map in a directory; atomic replace on write."""
+
+    def __init__(self, base: Path, store: Store) -> None:
+        self.base = base
+        self.store = store
+        self._prefix = f"{base}/"
+
+    def get(self, name: str) -> str | None:
+        try:
+            fd = os.open(self._prefix + name, _O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            return os.read(fd, 4096).decode("utf-8", "replace")
+        finally:
+            os.close(fd)
+
+    def set(self, name: str, value: str | None) -> None:
+        path = self.base / name
+        if value is None:
+            path.unlink(missing_ok=True)
+            return
+        _write_small(self.store, path, value.encode("utf-8"), fsync=self.store.fsync)
+
+    def names(self, prefix: str) -> Iterator[str]:
+        try:
+            entries = list(os.scandir(self.base / prefix))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False):
+                yield f"{prefix}/{entry.name}"
+
+
+_O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_small(store: Store, path: Path, data: bytes, *, fsync: bool) -> None:
+    with staged_writer(store.staging_dir, fsync=fsync, group_shared=store.group_shared) as w:
+        w.write(data)
+    try:
+        os.replace(w.path, path)
+    except FileNotFoundError:
+        make_dirs(path.parent, group_shared=store.group_shared)
+        os.replace(w.path, path)
+
+
+class ActionCache:
+    """The action cache of one :class:`~kachery_flows.store.Store` (see the module docs)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        internal = store.root / ".kachery-flows"
+        zone = store.zone
+        self._zone: Zone | None = zone if zone is not None and zone.writable else None
+        self._fallback_zone: Zone | None = zone if zone is not None and not zone.writable else None
+        self.local_refs: _DirRefMap | None = (
+            None if self._zone is not None else _DirRefMap(internal / "refs", store)
+        )
+        self.index_dir = internal / "memo" / "keys"
+        if isinstance(zone, LocalZone) and zone.writable:
+            self.lock_dir = zone.root / ".kachery-flows" / "locks"
+        else:
+            self.lock_dir = internal / "locks"
+        self._touched: dict[str, float] = {}
+        self._root = str(store.root)
+
+    # --------------------------------------------------------------- ref map
+    @staticmethod
+    def ref_name(key: str) -> str:
+        """The ref-map name of a memo key."""
+        return f"memo/{key}"
+
+    def get(self, key: str) -> CacheEntry | None:
+        """The entry of ``key``, or None."""
+        name = f"memo/{key}"
+        if self._zone is not None:
+            text = self._zone.get_ref(name)
+        else:
+            assert self.local_refs is not None
+            text = self.local_refs.get(name)
+            if text is None and self._fallback_zone is not None:
+                with suppress(NotImplementedError):
+                    text = self._fallback_zone.get_ref(name)
+        return CacheEntry.decode(text) if text is not None else None
+
+    def _set(self, key: str, entry: CacheEntry | None) -> None:
+        value = entry.encode() if entry is not None else None
+        if self._zone is not None:
+            self._zone.set_ref(self.ref_name(key), value)
+        else:
+            assert self.local_refs is not None
+            self.local_refs.set(self.ref_name(key), value)
+
+    def put(self, key: str, function: str, entry: CacheEntry) -> None:
+        """Point ``key`` at ``entry`` (the result and record must already be stored)."""
+        self._set(key, entry)
+        self._write_index(key, function, entry)
+
+    def forget(self, key: str) -> bool:
+        """Remove ``key``'s entry and index entry; True if there was an entry."""
+        existed = self.get(key) is not None
+        self._set(key, None)
+        self.index_path(key).unlink(missing_ok=True)
+        self._touched.pop(key, None)
+        return existed
+
+    def lock(self, key: str) -> FileLock:
+        """The compute lock of ``key`` (in the shared directory when the zone is one)."""
+        return FileLock(self.lock_dir / f"{key}.lock", group_shared=self.store.group_shared)
+
+    # --------------------------------------------------------------- results
+    def load(self, entry: CacheEntry) -> Any:
+        """The result value, or ``MISS`` if it is missing or corrupt."""
+        return load_result(
+            self.store, self._root, entry.result, entry.codec, entry.size, entry.array_token
+        )
+
+    def present(self, entry: CacheEntry) -> bool:
+        """Whether the entry's result object exists (not loaded)."""
+        return result_exists(self.store, self._root, entry.result, entry.size)
+
+    def write_record(self, record: dict[str, Any]) -> Ref:
+        """Store a record object (marked as an action-cache object)."""
+        data = codecs.encode_json(record)
+        return self.store._put_cache_object(lambda w: w.write(data), "json")
+
+    def read_record(self, entry: CacheEntry) -> dict[str, Any] | None:
+        """The record of an entry, or None if it cannot be read."""
+        return read_record_object(self.store, entry.record)
+
+    # ----------------------------------------------------------------- index
+    def index_path(self, key: str) -> Path:
+        """The local index file of ``key``."""
+        return self.index_dir / key[:2] / key
+
+    def _write_index(self, key: str, function: str | None, entry: CacheEntry) -> None:
+        data = json.dumps({"function": function, "entry": entry.encode()}).encode()
+        _write_small(self.store, self.index_path(key), data, fsync=False)
+        self._touched[key] = time.monotonic()
+
+    def note_use(self, key: str, function: str, entry: CacheEntry) -> None:
+        """Record that ``key`` was used now (cheap: at most once per interval per process)."""
+        now = time.monotonic()
+        if now - self._touched.get(key, -_TOUCH_INTERVAL) < _TOUCH_INTERVAL:
+            return
+        self._touched[key] = now
+        try:
+            os.utime(self.index_path(key))
+        except FileNotFoundError:
+            self._write_index(key, function, entry)
+
+    def iter_index(self) -> Iterator[IndexEntry]:
+        """Every key in the local index."""
+        try:
+            shards = sorted(os.scandir(self.index_dir), key=lambda e: e.name)
+        except FileNotFoundError:
+            return
+        for shard in shards:
+            if not shard.is_dir(follow_symlinks=False):
+                continue
+            for item in os.scandir(shard.path):
+                if not is_sha1_hex(item.name):
+                    continue
+                path = Path(item.path)
+                try:
+                    last_used = item.stat().st_mtime
+                    info = json.loads(path.read_bytes())
+                except (OSError, ValueError):
+                    continue
+                function = info.get("function") if isinstance(info, dict) else None
+                text = info.get("entry") if isinstance(info, dict) else None
+                yield IndexEntry(
+                    item.name,
+                    function if isinstance(function, str) else None,
+                    CacheEntry.decode(text) if isinstance(text, str) else None,
+                    last_used,
+                    path,
+                )
+
+    def local_keys(self) -> Iterator[str]:
+        """Keys in the local ref map (none when the ref map is a zone's)."""
+        if self.local_refs is None:
+            return
+        for name in self.local_refs.names("memo"):
+            key = name.rsplit("/", 1)[1]
+            if is_sha1_hex(key):
+                yield key
+
+
+def read_record_object(store: Store, sha1: str) -> dict[str, Any] | None:
+    """Load object ``sha1`` as a record; None if it is missing or not a record."""
+    try:
+        path = Path(store.load_file(Ref(sha1)))
+        if path.stat().st_size > _RECORD_MAX_BYTES:
+            return None
+        record = codecs.decode_json(path.read_bytes(), f"sha1://{sha1}")
+    except (KacheryError, OSError):
+        return None
+    if not isinstance(record, dict) or record.get("schema") != RECORD_SCHEMA:
+        return None
+    return record
+
+
+_caches: weakref.WeakKeyDictionary[Store, ActionCache] = weakref.WeakKeyDictionary()
+
+
+def action_cache(store: Store) -> ActionCache:
+    """The (per-process, shared) :class:`ActionCache` of ``store``."""
+    cache = _caches.get(store)
+    if cache is None:
+        cache = _caches.setdefault(store, ActionCache(store))
+    return cache
+
+
+# ----------------------------------------------------------------- records
+def _describe_input(value: Any, encoding: bytes) -> dict[str, Any]:
+    cls = type(value)
+    name = cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    info: dict[str, Any] = {"type": name, "token": token_from_encoding(encoding).hex()}
+    if isinstance(value, Ref):
+        info["ref"] = value.uri
+    elif cls is str and value.startswith(("sha1://", "kachery:")):
+        with suppress(ValueError):
+            info["ref"] = parse_uri(value).uri
+    if "ref" not in info:
+        finite = cls is float and math.isfinite(value)
+        if value is None or cls in (bool, int) or finite or (cls is str and len(value) <= 200):
+            info["value"] = value
+        elif hasattr(value, "dtype") and hasattr(value, "shape"):
+            info["dtype"] = str(value.dtype)
+            info["shape"] = [int(n) for n in value.shape]
+        refs = scan_refs(value) if cls in (list, tuple, dict, set, frozenset) else ()
+        if refs:
+            info["refs"] = list(refs)
+    return info
+
+
+def build_record(
+    *,
+    key: str,
+    function: str,
+    version: str | None,
+    code: str,
+    names: Sequence[str],
+    values: dict[str, Any],
+    encodings: Sequence[bytes],
+    ignored: Sequence[str],
+    result: StoredResult,
+    duration: float,
+    created: float,
+) -> dict[str, Any]:
+    """The provenance record of one computed call."""
+    import platform
+    import socket
+
+    from . import __version__
+
+    inputs = {n: _describe_input(values[n], e) for n, e in zip(names, encodings, strict=True)}
+    input_refs: list[str] = []
+    for item in inputs.values():
+        for uri in ([item["ref"]] if "ref" in item else []) + item.get("refs", []):
+            if uri not in input_refs:
+                input_refs.append(uri)
+    result_info: dict[str, Any] = {
+        "uri": result.ref.uri,
+        "sha1": result.ref.sha1,
+        "codec": result.ref.codec,
+        "size": result.size,
+        "type": result.type_name,
+    }
+    if result.array_token is not None:
+        result_info["array_token"] = result.array_token.hex()
+    if result.refs:
+        result_info["refs"] = list(result.refs)
+    return {
+        "schema": RECORD_SCHEMA,
+        "key": key,
+        "function": function,
+        "version": version,
+        "code": code,
+        "inputs": inputs,
+        "input_refs": input_refs,
+        "ignored": sorted(ignored),
+        "result": result_info,
+        "duration": round(duration, 6),
+        "created": datetime.fromtimestamp(created, timezone.utc).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "python": platform.python_version(),
+        "kachery_flows_version": __version__,
+    }
+
+
+def reached_by(record: dict[str, Any] | None) -> set[str]:
+    """Object hashes a record keeps alive: inputs and everything inside the result."""
+    if record is None:
+        return set()
+    uris: list[Any] = list(record.get("input_refs") or [])
+    result = record.get("result")
+    if isinstance(result, dict):
+        uris.append(result.get("uri"))
+        uris.extend(result.get("refs") or [])
+    reached = set()
+    for uri in uris:
+        if isinstance(uri, str):
+            with suppress(ValueError):
+                reached.add(parse_uri(uri).sha1)
+    return reached
+
+
+def describe(store: Store, text: str) -> dict[str, Any]:
+    """What ``kachery-flows info`` shows for a memo key or a URI.
+
+    A bare 40-hex memo key shows its entry and record; a URI shows where the object is,
+    its record if it is one, and the records (known here) that produced it.
+    """
+    cache = action_cache(store)
+    text = text.strip()
+    if is_sha1_hex(text):
+        entry = cache.get(text)
+        if entry is not None:
+            return {
+                "kind": "memo",
+                "key": text,
+                "record_uri": f"sha1://{entry.record}",
+                "result_uri": entry.result_ref.uri,
+                "result_present": cache.present(entry),
+                "record": cache.read_record(entry),
+            }
+        try:
+            info = store.info(f"sha1://{text}")
+        except ObjectNotFoundError:
+            raise ObjectNotFoundError(
+                f"{text} is neither a memo key with an entry in this cache nor an object in "
+                f"the store {store.root}",
+                uri=f"sha1://{text}",
+            ) from None
+    else:
+        info = store.info(text)
+    sha1 = info["sha1"]
+    info["kind"] = "object"
+    info["cache_object"] = store.cache_mark_path(sha1).exists()
+    record = read_record_object(store, sha1)
+    if record is not None:
+        info["kind"] = "record"
+        info["record"] = record
+    produced_by = [
+        item.key
+        for item in cache.iter_index()
+        if item.entry is not None and item.entry.result == sha1
+    ]
+    if produced_by:
+        info["produced_by"] = produced_by
+    return info
+
