@@ -28,8 +28,8 @@ __all__ = ["ArgBinder", "code_fingerprint", "function_identity"]
 
 
 def function_identity(func: Callable[..., Any]) -> str:
-    """``module.qualname`` of ``func``."""
-    module = getattr(func, "__module__", None)
+    """``module.qualname`` of ``func`` (module ``<exec>`` for code run without a module)."""
+    module = getattr(func, "__module__", None) or "<exec>"
     qualname = getattr(func, "__qualname__", None)
     if not isinstance(module, str) or not isinstance(qualname, str):
         raise TypeError(

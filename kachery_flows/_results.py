@@ -51,9 +51,12 @@ __all__ = [
     "store_result",
 ]
 
-#: Results up to this size are re-hashed on every hit (a flipped bit is a miss, not a wrong
-#: value); larger npy/pkl results are checked by size, and fully by ``kachery-flows verify``.
+#: json/bytes/pkl results up to this size, and npy results up to :data:`VERIFY_NPY_LIMIT`,
+#: are re-hashed on every hit (a flipped bit is a miss, not a wrong value); larger ones are
+#: checked by size (truncation, appended bytes), and fully by ``kachery-flows verify``.
 VERIFY_LIMIT = 8 << 20
+#: Memory-mapped results are re-hashed only when small: hashing defeats lazy loading.
+VERIFY_NPY_LIMIT = 64 << 10
 _SUFFIX = {"npy": ".npy", "json": ".json", "pkl": ".pkl", "bytes": ""}
 _MAX_SCAN = 10_000
 
@@ -227,7 +230,9 @@ def load_result(
             if fetched is None:
                 return MISS
             path, actual = fetched, os.stat(fetched).st_size
-        if actual != size:
+        if actual != size or (
+            size <= VERIFY_NPY_LIMIT and hashlib.sha1(_read(path, size)).hexdigest() != sha1
+        ):
             _quarantine(store, path)
             return MISS
         import numpy as np
