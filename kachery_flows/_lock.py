@@ -68,6 +68,7 @@ class _Heartbeat:
                     target=self._run, name="kachery-lock-heartbeat", daemon=True
                 )
                 self._thread.start()
+        self._wake.set()  # so a changed HEARTBEAT_SECONDS takes effect at once
 
     def discard(self, path: Path) -> None:
         with self._lock:
@@ -80,6 +81,7 @@ class _Heartbeat:
     def _run(self) -> None:
         while True:
             self._wake.wait(HEARTBEAT_SECONDS)
+            self._wake.clear()
             with self._lock:
                 paths = list(self._held)
             for path in paths:

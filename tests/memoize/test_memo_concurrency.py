@@ -1,0 +1,153 @@
+"""Concurrent calls with one key compute once: threads, processes, hosts sharing a zone."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import memo_funcs
+import pytest
+from memo_helpers import python_env
+
+from kachery_flows import _lock, get_default_store
+from kachery_flows._lock import FileLock
+from kachery_flows.records import action_cache
+
+CALL = "import memo_funcs, sys; print(memo_funcs.slow_square(7.0, sys.argv[1], delay={delay}))"
+
+
+def _start(marker: str, delay: float, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", CALL.format(delay=delay), marker],
+        env=python_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _finish(proc: subprocess.Popen[str]) -> str:
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    return out.strip()
+
+
+def _wait_for(condition: object, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_processes_calling_at_once_compute_once(marker: str) -> None:
+    procs = [_start(marker, delay=1.0) for _ in range(4)]
+    outputs = [_finish(p) for p in procs]
+    assert outputs == ["49.0"] * 4
+    assert memo_funcs.count(marker) == 1
+
+
+def test_hosts_sharing_a_zone_directory_compute_once(tmp_path: Path, marker: str) -> None:
+    zone = f"file://{tmp_path / 'zone'}"
+    procs = [
+        _start(marker, delay=1.0, KACHERY_CLOUD_DIR=str(tmp_path / f"host{i}"), KACHERY_ZONE=zone)
+        for i in range(3)
+    ]
+    assert [_finish(p) for p in procs] == ["49.0"] * 3
+    assert memo_funcs.count(marker) == 1
+    locks = tmp_path / "zone" / ".kachery-flows" / "locks"
+    assert locks.is_dir() and not any(locks.iterdir())
+
+
+def test_threads_calling_at_once_compute_once(marker: str) -> None:
+    results: list[float] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(memo_funcs.slow_square(3.0, marker, 0.5)))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=240)
+    assert results == [9.0] * 4
+    assert memo_funcs.count(marker) == 1
+
+
+def _lock_path(marker: str, x: float) -> Path:
+    key = memo_funcs.slow_square.key(x, marker)
+    return action_cache(get_default_store()).lock(key).path
+
+
+def _write_lock(path: Path, **info: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"time": time.time(), "nonce": "x", **info}))
+
+
+def test_lock_of_a_dead_process_on_this_host_is_broken_at_once(marker: str) -> None:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    path = _lock_path(marker, 5.0)
+    _write_lock(path, pid=int(done.stdout), host=_lock._host())
+    assert memo_funcs.slow_square(5.0, marker) == 25.0
+    assert memo_funcs.count(marker) == 1 and not path.exists()
+
+
+def test_fresh_lock_from_another_host_is_waited_for_until_stale(
+    marker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_lock, "STALE_SECONDS", 30.0)
+    path = _lock_path(marker, 6.0)
+    _write_lock(path, pid=1, host="another-host")
+    results: list[float] = []
+    waiter = threading.Thread(target=lambda: results.append(memo_funcs.slow_square(6.0, marker)))
+    waiter.start()
+    time.sleep(0.5)
+    assert waiter.is_alive() and memo_funcs.count(marker) == 0
+    old = time.time() - 60
+    os.utime(path, (old, old))  # the other host stopped refreshing it
+    waiter.join(timeout=120)
+    assert results == [36.0] and memo_funcs.count(marker) == 1
+
+
+def test_killed_holder_leaves_a_lock_that_is_broken(marker: str) -> None:
+    holder = _start(marker, delay=300.0)
+    _wait_for(lambda: memo_funcs.count(marker) == 1)
+    path = _lock_path(marker, 7.0)
+    assert path.exists()
+    holder.send_signal(signal.SIGKILL)
+    holder.communicate(timeout=60)
+    assert memo_funcs.slow_square(7.0, marker) == 49.0
+    assert memo_funcs.count(marker) == 2 and not path.exists()
+
+
+def test_waiters_get_the_holders_result(marker: str) -> None:
+    holder = _start(marker, delay=2.0)
+    _wait_for(lambda: memo_funcs.count(marker) == 1)
+    assert memo_funcs.slow_square(7.0, marker) == 49.0  # waits, then hits
+    assert _finish(holder) == "49.0"
+    assert memo_funcs.count(marker) == 1
+
+
+def test_heartbeat_keeps_a_held_lock_fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_lock, "HEARTBEAT_SECONDS", 0.05)
+    lock = FileLock(tmp_path / "locks" / "k.lock")
+    assert lock.acquire()
+    other = FileLock(tmp_path / "locks" / "k.lock")
+    assert not other.acquire()
+    old = time.time() - 3600
+    os.utime(lock.path, (old, old))
+    _wait_for(lambda: lock.path.stat().st_mtime > old + 60)
+    lock.release()
+    assert not lock.path.exists()
+    assert other.acquire()
+    other.release()
+
+
+def test_release_never_removes_someone_elses_lock(tmp_path: Path) -> None:
+    lock = FileLock(tmp_path / "k.lock")
+    assert lock.acquire()
+    _write_lock(lock.path, pid=os.getpid(), host=_lock._host())  # taken over meanwhile
+    lock.release()
+    assert lock.path.exists()
