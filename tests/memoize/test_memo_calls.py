@@ -312,7 +312,9 @@ def test_garbage_in_the_ref_map_is_a_miss() -> None:
     assert cache.get(key) is not None
 
 
-def test_explicit_store_and_environment_switching(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_explicit_store_and_environment_switching(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     own = Store(tmp_path / "own", fsync=False)
     runs: list[int] = []
 

@@ -114,7 +114,7 @@ def test_unhashable_argument_names_the_argument() -> None:
     def f(model: Any, x: int) -> int:
         return x
 
-    with pytest.raises(UnhashableArgumentError, match="argument 'model' of .*ignore="):
+    with pytest.raises(UnhashableArgumentError, match=r"argument 'model' of .*ignore="):
         f(Opaque(), 1)
 
 
