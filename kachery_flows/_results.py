@@ -28,7 +28,9 @@ import json
 import math
 import os
 import sys
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,13 +137,26 @@ def scan_refs(value: Any) -> tuple[str, ...]:
     return tuple(found)
 
 
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _token_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kachery-token")
+        return _pool
+
+
 def store_result(store: Store, value: Any, stem: str) -> StoredResult:
     """Write ``value`` with the codec that suits it; return its Ref and metadata."""
-    token: bytes | None = None
+    pending: Future[bytes] | None = None
     write: Callable[[HashingWriter], object]
     if _is_npy_array(value):
         codec = "npy"
-        token = array_token(value)
+        # The content token is hashed on another core while the array is written.
+        pending = _token_pool().submit(array_token, value)
         array = value
 
         def write(w: HashingWriter) -> None:
@@ -160,7 +175,10 @@ def store_result(store: Store, value: Any, stem: str) -> StoredResult:
         def write(w: HashingWriter) -> None:
             w.write(data)
 
-    ref = store._put_cache_object(write, codec, label=stem + _SUFFIX[codec])
+    try:
+        ref = store._put_cache_object(write, codec, label=stem + _SUFFIX[codec])
+    finally:
+        token = pending.result() if pending is not None else None
     size = store.object_path(ref).stat().st_size
     refs = () if codec in ("npy", "bytes") else scan_refs(value)
     return StoredResult(ref, size, token, _type_name(value), refs)

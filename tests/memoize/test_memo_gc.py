@@ -250,3 +250,29 @@ def test_cli_gc_and_info(marker: str, capsys: pytest.CaptureFixture[str]) -> Non
     assert not _exists(ref)
     code, out = run_cli(capsys, "gc", "--expire-records", "0", "--json")
     assert json.loads(out)["deleted_objects"] == []
+
+
+class ReadOnlyZone(LocalZone):
+    writable = False
+
+
+def test_read_only_zone_entries_are_read_new_ones_written_locally(tmp_path: Path) -> None:
+    runs: list[int] = []
+
+    def make(store: Store) -> Any:
+        @kachery_cached(store=store)
+        def series(n: int) -> Any:
+            runs.append(n)
+            return np.arange(n)
+
+        return series
+
+    publisher = make(Store(tmp_path / "lab", zone=LocalZone(tmp_path / "zone"), fsync=False))
+    publisher(4)
+    reader_store = Store(tmp_path / "reader", zone=ReadOnlyZone(tmp_path / "zone"), fsync=False)
+    reader = make(reader_store)
+    assert np.array_equal(reader(4), np.arange(4)) and runs == [4]
+    reader(6)
+    assert runs == [4, 6]
+    assert (tmp_path / "reader" / ".kachery-flows" / "refs" / "memo" / reader.key(6)).is_file()
+    assert LocalZone(tmp_path / "zone").get_ref(f"memo/{reader.key(6)}") is None
