@@ -7,6 +7,10 @@
   frozen apps) the fallback hashes the code object (bytecode, names, constants), which is
   stable for one Python version but changes between versions; pass ``version=`` to make
   keys independent of both.
+* closure: the values a nested function captured from its enclosing scope are hidden
+  arguments (``make_filter(2.0)`` and ``make_filter(3.0)`` must not share entries), so
+  they are part of the key: captured functions by identity and code fingerprint, classes
+  and modules by name, everything else by its content token.
 * arguments: bound like a call would bind them (defaults applied, keyword and positional
   spellings agree) into a ``name -> value`` dict.
 """
@@ -22,9 +26,10 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .errors import UnhashableArgumentError
 from .tokens import canonical_encoding
 
-__all__ = ["ArgBinder", "code_fingerprint", "function_identity"]
+__all__ = ["ArgBinder", "closure_fingerprint", "code_fingerprint", "function_identity"]
 
 
 def function_identity(func: Callable[..., Any]) -> str:
@@ -53,6 +58,49 @@ def code_fingerprint(func: Callable[..., Any]) -> str:
         )
     tag = f"bytecode-{sys.version_info[0]}.{sys.version_info[1]}"
     return f"{tag}:{_code_digest(code)}"
+
+
+def closure_fingerprint(func: Callable[..., Any], *, strict: bool) -> str | None:
+    """SHA-1 of the values ``func`` captured from enclosing scopes (None if it has none).
+
+    With ``strict`` a captured value without a content token raises
+    :class:`UnhashableArgumentError`; otherwise it is left out (the caller pinned the code
+    with ``version=``). Cells not bound yet (e.g. the function itself) are skipped.
+    """
+    cells = getattr(func, "__closure__", None)
+    code = getattr(func, "__code__", None)
+    if not cells or not isinstance(code, types.CodeType):
+        return None
+    h = hashlib.sha1()
+    for name, cell in zip(code.co_freevars, cells, strict=True):
+        try:
+            value = cell.cell_contents
+        except ValueError:
+            continue
+        try:
+            encoding = _captured_encoding(value)
+        except UnhashableArgumentError as exc:
+            if strict:
+                raise UnhashableArgumentError(
+                    f"{function_identity(func)} captures {name!r} from its enclosing scope, "
+                    f"which is part of the memo key, but: {exc} Pass it as an argument, or "
+                    "give version=... to leave captured values without a token out of the key."
+                ) from None
+            continue
+        h.update(len(name).to_bytes(8, "little") + name.encode())
+        h.update(encoding)
+    return h.hexdigest()
+
+
+def _captured_encoding(value: Any) -> bytes:
+    if isinstance(value, types.FunctionType):
+        return b"F" + function_identity(value).encode() + b"|" + code_fingerprint(value).encode()
+    if isinstance(value, (type, types.ModuleType, types.BuiltinFunctionType)):
+        return b"G" + repr(value).encode()
+    identity = getattr(value, "identity", None)
+    if callable(value) and isinstance(identity, str) and hasattr(value, "__wrapped__"):
+        return b"C" + identity.encode()  # another cached function
+    return canonical_encoding(value)
 
 
 def _function_node(func: Callable[..., Any]) -> ast.AST | None:

@@ -100,11 +100,6 @@ class FileLock:
         self.group_shared = group_shared
         self._nonce: str | None = None
 
-    @property
-    def held(self) -> bool:
-        """Whether this object holds the lock."""
-        return self._nonce is not None
-
     def acquire(self) -> bool:
         """Take the lock if it is free (or stale); never waits."""
         if self._nonce is not None:
@@ -185,13 +180,6 @@ class FileLock:
         if info is not None and info.get("nonce") == nonce:
             with suppress(FileNotFoundError):
                 os.unlink(self.path)
-
-    def owner(self) -> dict[str, object] | None:
-        """The owner recorded in the lock file, if it exists and is readable."""
-        try:
-            return _read_info(self.path)
-        except FileNotFoundError:
-            return None
 
 
 def _read_info(path: Path) -> dict[str, object] | None:

@@ -108,8 +108,9 @@ class _CachedBase(Generic[P, R]):
         store: Store | None = None,
         identity: str | None = None,
         code: str | None = None,
+        closure: str | None = None,
     ) -> None:
-        from ._funcid import ArgBinder, code_fingerprint, function_identity
+        from ._funcid import ArgBinder, closure_fingerprint, code_fingerprint, function_identity
 
         if version is not None and not isinstance(version, str):
             raise TypeError(f"version must be a str, not {type(version).__name__}")
@@ -127,6 +128,10 @@ class _CachedBase(Generic[P, R]):
                 code = "unavailable"
         #: Fingerprint of the function's normalized source (or bytecode).
         self.code = code
+        if closure is None and identity is None:
+            closure = closure_fingerprint(func, strict=version is None)
+        #: Fingerprint of the values captured from enclosing scopes (None: nothing captured).
+        self.closure = closure
         self.version = version
         self.ignore = tuple(ignore)
         self.return_ref = return_ref
@@ -135,6 +140,8 @@ class _CachedBase(Generic[P, R]):
         self._names = self._binder.key_names
         self._frames = tuple((n, _frame(n.encode())) for n in self._names)
         tag = f"version:{version}" if version is not None else code
+        if closure is not None:
+            tag += f"|closure:{closure}"
         self._prefix = (
             MEMO_SCHEMA.encode() + _frame(self.identity.encode()) + _frame(tag.encode())
         )
@@ -157,6 +164,7 @@ class _CachedBase(Generic[P, R]):
             "store": self.store,
             "identity": self.identity,
             "code": self.code,
+            "closure": self.closure,
         }
 
     def __reduce__(self) -> str | tuple[Any, ...]:
@@ -168,7 +176,10 @@ class _CachedBase(Generic[P, R]):
         return (_restore, (type(self), self.__wrapped__, self._state()))
 
     def __dask_tokenize__(self) -> tuple[str, ...]:
-        return (MEMO_SCHEMA, self.identity, self.code, repr(self.version), repr(self.ignore))
+        return (
+            MEMO_SCHEMA, self.identity, self.code, repr(self.closure), repr(self.version),
+            repr(self.ignore),
+        )
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
@@ -262,6 +273,7 @@ class _CachedBase(Generic[P, R]):
             function=self.identity,
             version=self.version,
             code=self.code,
+            closure=self.closure,
             names=self._names,
             values=values,
             encodings=encodings,

@@ -113,7 +113,6 @@ class IndexEntry:
     function: str | None
     entry: CacheEntry | None
     last_used: float
-    path: Path
 
 
 class _DirRefMap:
@@ -294,7 +293,6 @@ class ActionCache:
                     function if isinstance(function, str) else None,
                     CacheEntry.decode(text) if isinstance(text, str) else None,
                     last_used,
-                    path,
                 )
 
     def local_keys(self) -> Iterator[str]:
@@ -361,6 +359,7 @@ def build_record(
     function: str,
     version: str | None,
     code: str,
+    closure: str | None,
     names: Sequence[str],
     values: dict[str, Any],
     encodings: Sequence[bytes],
@@ -398,6 +397,7 @@ def build_record(
         "function": function,
         "version": version,
         "code": code,
+        "closure": closure,
         "inputs": inputs,
         "input_refs": input_refs,
         "ignored": sorted(ignored),

@@ -256,13 +256,17 @@ class ReadOnlyZone(LocalZone):
     writable = False
 
 
+_RUNS: list[int] = []  # a global, not a captured value: captured values are part of the key
+
+
 def test_read_only_zone_entries_are_read_new_ones_written_locally(tmp_path: Path) -> None:
-    runs: list[int] = []
+    runs = _RUNS
+    runs.clear()
 
     def make(store: Store) -> Any:
         @kachery_cached(store=store)
         def series(n: int) -> Any:
-            runs.append(n)
+            _RUNS.append(n)
             return np.arange(n)
 
         return series

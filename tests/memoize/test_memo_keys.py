@@ -230,3 +230,35 @@ def test_keys_are_stable_across_processes_hash_seeds_and_directories(tmp_path: P
         "ref": memo_funcs.total_of_ref.key(Ref(H), "m"),
     }
     assert {k: outputs[0][k] for k in here} == here
+
+
+def make_scaler(scale: Any, version: str | None = None) -> Any:
+    def helper(x: float) -> float:
+        return x
+
+    @kachery_cached(version=version)
+    def scaled(x: float) -> float:
+        return helper(x) * scale
+
+    return scaled
+
+
+def test_captured_values_are_part_of_the_key() -> None:
+    assert make_scaler(2.0).key(1.0) == make_scaler(2.0).key(1.0)
+    assert make_scaler(2.0).key(1.0) != make_scaler(3.0).key(1.0)
+    assert make_scaler(2.0)(1.0) == 2.0 and make_scaler(3.0)(1.0) == 3.0
+    assert make_scaler(np.arange(3)).key(1.0) != make_scaler(np.arange(4)).key(1.0)
+    assert make_scaler(2.0, version="1").key(1.0) != make_scaler(3.0, version="1").key(1.0)
+    record = make_scaler(2.0).record(1.0)
+    assert record is not None and record["closure"] == make_scaler(2.0).closure
+
+
+def test_captured_values_without_a_token_need_a_version() -> None:
+    class Connection:
+        pass
+
+    with pytest.raises(UnhashableArgumentError, match=r"captures 'scale'.*version="):
+        make_scaler(Connection())
+    assert make_scaler(Connection(), version="1").key(1.0) == make_scaler(
+        Connection(), version="1"
+    ).key(1.0)
