@@ -19,12 +19,24 @@ from kachery_flows import _lock, get_default_store
 from kachery_flows._lock import FileLock
 from kachery_flows.records import action_cache
 
-CALL = "import memo_funcs, sys; print(memo_funcs.slow_square(7.0, sys.argv[1], delay={delay}))"
+# Each process imports everything, then waits for the start file, so all call at once.
+CALL = """
+import os, sys, time
+import memo_funcs
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.002)
+print(memo_funcs.slow_square(7.0, sys.argv[1], delay={delay}))
+"""
 
 
-def _start(marker: str, delay: float, **env: str) -> subprocess.Popen[str]:
+def _start(
+    marker: str, delay: float, start_file: Path | None = None, **env: str
+) -> subprocess.Popen[str]:
+    go = start_file if start_file is not None else Path(marker + ".go")
+    if start_file is None:
+        go.touch()
     return subprocess.Popen(
-        [sys.executable, "-c", CALL.format(delay=delay), marker],
+        [sys.executable, "-c", CALL.format(delay=delay), marker, str(go)],
         env=python_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -42,8 +54,11 @@ def _wait_for(condition: object, timeout: float = 120.0) -> None:
         time.sleep(0.02)
 
 
-def test_processes_calling_at_once_compute_once(marker: str) -> None:
-    procs = [_start(marker, delay=1.0) for _ in range(4)]
+def test_processes_calling_at_once_compute_once(tmp_path: Path, marker: str) -> None:
+    go = tmp_path / "go"
+    procs = [_start(marker, 1.0, go) for _ in range(4)]
+    time.sleep(1.0)  # let them import (not required for correctness, only for overlap)
+    go.touch()
     outputs = [_finish(p) for p in procs]
     assert outputs == ["49.0"] * 4
     assert memo_funcs.count(marker) == 1
@@ -51,10 +66,13 @@ def test_processes_calling_at_once_compute_once(marker: str) -> None:
 
 def test_hosts_sharing_a_zone_directory_compute_once(tmp_path: Path, marker: str) -> None:
     zone = f"file://{tmp_path / 'zone'}"
+    go = tmp_path / "go"
     procs = [
-        _start(marker, delay=1.0, KACHERY_CLOUD_DIR=str(tmp_path / f"host{i}"), KACHERY_ZONE=zone)
+        _start(marker, 1.0, go, KACHERY_CLOUD_DIR=str(tmp_path / f"host{i}"), KACHERY_ZONE=zone)
         for i in range(3)
     ]
+    time.sleep(1.0)
+    go.touch()
     assert [_finish(p) for p in procs] == ["49.0"] * 3
     assert memo_funcs.count(marker) == 1
     locks = tmp_path / "zone" / ".kachery-flows" / "locks"
