@@ -237,11 +237,15 @@ class Store:
 
         return network_zone_for(ref.zone, self.zone)
 
-    def _not_found(self, ref: Ref, zone: Zone | None) -> ObjectNotFoundError:
+    def _not_found(
+        self, ref: Ref, zone: Zone | None, detail: str | None = None
+    ) -> ObjectNotFoundError:
         where = f"the local store {self.root}"
         if zone is not None:
             where += f" or the zone {zone.name}"
         hint = "" if zone is not None else " (no zone is configured: set KACHERY_ZONE)"
+        if detail:
+            hint += f" ({detail})"
         return ObjectNotFoundError(f"{ref.uri} was not found in {where}{hint}", uri=ref.uri)
 
     def _fetch(self, ref: Ref) -> Path:
@@ -257,7 +261,7 @@ class Store:
             try:
                 zone.get(ref.sha1, temp)
             except ObjectNotFoundError as exc:
-                raise self._not_found(ref, zone) from exc
+                raise self._not_found(ref, zone, str(exc)) from exc
             actual = sha1_of_file(temp)
             if actual != ref.sha1:
                 raise CorruptObjectError(

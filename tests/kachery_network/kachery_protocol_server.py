@@ -29,6 +29,7 @@ import hmac
 import json
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -143,8 +144,7 @@ class KacheryProtocolServer:
         class Handler(_Handler):
             owner = server
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        httpd.daemon_threads = True
+        httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self._httpd = httpd
         thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
         thread.daemon = True
@@ -424,6 +424,17 @@ def _ed25519_ok(payload: dict[str, Any], client_id: str, signature: Any) -> bool
     except (InvalidSignature, ValueError, TypeError):
         return False
     return True
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Threads per request; a client hanging up early (timeouts, retries) is not news."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -7,7 +7,7 @@ import pickle
 from pathlib import Path
 
 import pytest
-from kachery_protocol_server import KacheryProtocolServer
+from kachery_protocol_server import Fault, KacheryProtocolServer
 from knet_data import API_KEY, FAST, OUTSIDER_KEY
 
 import kachery_flows as kf
@@ -16,6 +16,7 @@ from kachery_flows import (
     Store,
     ZoneError,
     ZonePermissionError,
+    ZoneUnavailableError,
     parse_uri,
 )
 from kachery_flows.zones import open_zone
@@ -190,9 +191,6 @@ def test_zone_pickles_and_still_works(
 def test_retry_budget_from_environment_bounds_attempts(
     kserver: KacheryProtocolServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from kachery_flows import ZoneUnavailableError
-    from kachery_protocol_server import Fault
-
     monkeypatch.setenv("KACHERY_NETWORK_RETRY_SECONDS", "0")
     kserver.inject("findFile", Fault("status", 503), times=3)
     store = Store(tmp_path / "s")
@@ -202,3 +200,20 @@ def test_retry_budget_from_environment_bounds_attempts(
     monkeypatch.setenv("KACHERY_NETWORK_RETRY_SECONDS", "soon")
     with pytest.raises(ValueError, match="KACHERY_NETWORK_RETRY_SECONDS"):
         store.load_bytes("kachery:default:sha1:" + "5" * 40)
+
+
+def test_cli_loads_kachery_uris(
+    kserver: KacheryProtocolServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kachery_flows.cli import EXIT_CODES, main
+
+    sha1 = kserver.add_object("default", b"cli bytes")
+    assert main(["cat", f"kachery:default:sha1:{sha1}:c.txt"]) == 0
+    assert capsys.readouterr().out == "cli bytes"
+    assert main(["cat", f"kachery:scratch:sha1:{sha1}"]) == 0  # now local
+    assert main(["cat", "kachery:scratch:sha1:" + "8" * 40]) == EXIT_CODES["not_found"]
+    assert main(["cat", "kachery:nosuchzone:sha1:" + "8" * 40]) == EXIT_CODES["zone"]
+    other = kserver.add_object("default", b"will be mangled")
+    kserver.inject("download", Fault("corrupt"))
+    assert main(["cat", f"kachery:default:sha1:{other}"]) == EXIT_CODES["corrupt"]
+    assert "discarded" in capsys.readouterr().err
