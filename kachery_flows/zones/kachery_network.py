@@ -254,7 +254,7 @@ class KacheryNetworkZone(Zone):
 
     def _http_failure(self, what: str, resp: requests.Response) -> Exception:
         message = _error_message(resp)
-        text = f"{what} at {self.name}: HTTP {resp.status_code} {resp.reason}: {message}"
+        text = f"{what}: HTTP {resp.status_code} {resp.reason}: {message}"
         permanent = any(p.lower() in message.lower() for p in _PERMANENT_SERVER_ERRORS)
         if (resp.status_code >= 500 or resp.status_code == 429) and not permanent:
             return Transient(text)
@@ -265,16 +265,19 @@ class KacheryNetworkZone(Zone):
         return ZoneError(text)
 
     def _post(self, url: str, body: dict[str, Any], what: str, *, signed: bool = False) -> Any:
-        """One POST of a JSON body; the decoded JSON object answered."""
+        """One POST of a JSON body (``what`` names it in errors); the JSON object answered.
+
+        ``signed`` requests (legacy gateway) carry their credentials in the body.
+        """
         headers = {"Content-Type": "application/json"} if signed else self._headers()
         try:
             resp = self._session().post(
                 url, data=json.dumps(body), headers=headers, timeout=self.timeout
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise Transient(f"{what} at {self.name}: {exc}") from exc
+            raise Transient(f"{what}: {exc}") from exc
         except requests.RequestException as exc:
-            raise ZoneError(f"{what} at {self.name}: {exc}") from exc
+            raise ZoneError(f"{what}: {exc}") from exc
         with resp:
             if resp.status_code != 200:
                 raise self._http_failure(what, resp)
@@ -283,15 +286,14 @@ class KacheryNetworkZone(Zone):
             except ValueError:
                 data = None
         if not isinstance(data, dict):
-            raise ZoneError(f"{what} at {self.name}: the answer is not a JSON object")
+            raise ZoneError(f"{what}: the answer is not a JSON object")
         return data
 
     def _api(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
-        what = body["type"].removesuffix("Request")
+        """POST to the kachery 2 API, retrying transient failures."""
+        what = f"{endpoint} at {self.name}"
         url = f"{self.base_url}/api/{endpoint}"
-        result: dict[str, Any] = with_retries(
-            self.retry, f"{what} at {self.name}", lambda: self._post(url, body, what)
-        )
+        result: dict[str, Any] = with_retries(self.retry, what, lambda: self._post(url, body, what))
         return result
 
     # ------------------------------------------------------------------ read
@@ -312,7 +314,7 @@ class KacheryNetworkZone(Zone):
         if found is True:
             size = data.get("size")
             return _Found(
-                _signed_url(data, "url", "findFile"),
+                _signed_url(data, "url", f"findFile at {self.name}"),
                 size if isinstance(size, int) and size > 0 else None,
                 self.name,
             )
@@ -451,13 +453,15 @@ class KacheryNetworkZone(Zone):
         def attempt() -> dict[str, Any] | None:
             nonlocal refreshed
             answer = self._post(
-                f"{self.base_url}/api/initiateFileUpload", initiate, "initiateFileUpload"
+                f"{self.base_url}/api/initiateFileUpload",
+                initiate,
+                f"initiateFileUpload at {self.name}",
             )
             if answer.get("alreadyExists") is True:
                 return None
             if answer.get("alreadyPending") is True:
-                raise Transient("another upload of this object is pending")
-            url = _signed_url(answer, "signedUploadUrl", "initiateFileUpload")
+                raise Transient(f"another upload of sha1://{sha1} to {self.name} is pending")
+            url = _signed_url(answer, "signedUploadUrl", f"initiateFileUpload at {self.name}")
             object_key = answer.get("objectKey")
             if not isinstance(object_key, str) or not object_key:
                 raise ZoneError(

@@ -106,7 +106,9 @@ class Fault:
     kind: ``status`` (answer ``status``), ``drop`` (close without answering), ``slow``
     (sleep ``seconds`` first), ``corrupt`` (flip a byte of a download), ``truncate``
     (announce the full length, send half, close), ``extra`` (append bytes to a
-    download), ``expired`` (findFile / initiate hand out an already expired URL).
+    download), ``expired`` (findFile / initiate hand out an already expired URL),
+    ``file-url`` (they hand out a ``file://`` URL), ``pending`` (initiate answers
+    ``alreadyPending``).
     """
 
     kind: str
@@ -191,6 +193,12 @@ class KacheryProtocolServer:
         sig = self._signature(key, method, expires)
         return f"{self.url}/bucket/{key}?X-Method={method}&X-Expires={expires}&X-Signature={sig}"
 
+    def _url_for(self, key: str, method: str, endpoint: str) -> str:
+        fault = self.next_fault(endpoint + ":url")
+        if fault is not None and fault.kind == "file-url":
+            return "file:///etc/passwd"
+        return self.sign_url(key, method, expired=fault is not None)
+
     def _signature(self, key: str, method: str, expires: int) -> str:
         msg = f"{method}\n{key}\n{expires}".encode()
         return hmac.new(self.secret, msg, hashlib.sha256).hexdigest()
@@ -265,11 +273,10 @@ class KacheryProtocolServer:
         data = self.bucket.get(key)
         if data is None:
             return {"type": type_, "found": False}
-        fault = self.next_fault(endpoint + ":url")
         return {
             "type": type_,
             "found": True,
-            "url": self.sign_url(key, "GET", expired=fault is not None),
+            "url": self._url_for(key, "GET", endpoint),
             "size": len(data),
             "bucketUri": "r2://kachery-test",
             "objectKey": key,
@@ -319,12 +326,17 @@ class KacheryProtocolServer:
                 "alreadyExists": True,
                 "alreadyPending": False,
             }
-        fault = self.next_fault("initiateFileUpload:url")
+        if self.next_fault("initiateFileUpload:pending") is not None:
+            return 200, {
+                "type": "initiateFileUploadResponse",
+                "alreadyExists": False,
+                "alreadyPending": True,
+            }
         return 200, {
             "type": "initiateFileUploadResponse",
             "alreadyExists": False,
             "alreadyPending": False,
-            "signedUploadUrl": self.sign_url(key, "PUT", expired=fault is not None),
+            "signedUploadUrl": self._url_for(key, "PUT", "initiateFileUpload"),
             "objectKey": key,
         }
 
@@ -476,8 +488,11 @@ class _Handler(BaseHTTPRequestHandler):
                 fault.status, json.dumps({"error": "injected failure"}).encode(), "application/json"
             )
             return fault
-        if fault.kind == "expired":
+        if fault.kind in ("expired", "file-url"):
             self.owner.inject(endpoint + ":url", fault)
+            return None
+        if fault.kind == "pending":
+            self.owner.inject(endpoint + ":pending", fault)
             return None
         return fault
 

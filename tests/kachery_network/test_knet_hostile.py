@@ -13,13 +13,16 @@ from kachery_flows import (
     CorruptObjectError,
     ObjectNotFoundError,
     Store,
+    ZoneError,
     ZonePermissionError,
     ZoneUnavailableError,
 )
 from kachery_flows.zones.kachery_network import KacheryNetworkZone
 
 
-def _setup(kserver: KacheryProtocolServer, zone: KacheryNetworkZone, tmp_path: Path):  # type: ignore[no-untyped-def]
+def _setup(
+    kserver: KacheryProtocolServer, zone: KacheryNetworkZone, tmp_path: Path
+) -> tuple[bytes, str, Store]:
     data = os.urandom(200_000)
     sha1 = kserver.add_object("default", data)
     return data, f"sha1://{sha1}", Store(tmp_path / "s", zone=zone)
@@ -141,3 +144,14 @@ def test_service_that_is_down_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(ZoneUnavailableError, match="findFile") as info:
         store.load_bytes("sha1://" + "6" * 40)
     assert "KACHERY_NETWORK_RETRY_SECONDS" in str(info.value)
+
+
+def test_non_http_url_from_the_service_is_refused(
+    kserver: KacheryProtocolServer, zone: KacheryNetworkZone, tmp_path: Path
+) -> None:
+    _, uri, store = _setup(kserver, zone, tmp_path)
+    kserver.inject("findFile", Fault("file-url"))
+    with pytest.raises(ZoneError, match="usable url") as info:
+        store.load_bytes(uri)
+    assert "file:///etc/passwd" in str(info.value)
+    assert _gets(kserver) == 0 and _clean(store, uri)

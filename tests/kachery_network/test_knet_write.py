@@ -165,6 +165,26 @@ def test_transient_upload_failures_are_retried(
 
 
 @pytest.mark.usefixtures("with_key")
+def test_pending_upload_is_waited_for(
+    kserver: KacheryProtocolServer, zone: KacheryNetworkZone, tmp_path: Path
+) -> None:
+    kserver.inject("initiateFileUpload", Fault("pending"), times=2)
+    uri = Store(tmp_path / "s", zone=zone).store_text("after the other upload")
+    assert len(_bodies(kserver, "initiateFileUpload")) == 3
+    assert kserver.bucket[bucket_key("", kf.parse_uri(uri).sha1)] == b"after the other upload"
+
+
+@pytest.mark.usefixtures("with_key")
+def test_upload_url_that_is_not_http_is_refused(
+    kserver: KacheryProtocolServer, zone: KacheryNetworkZone, tmp_path: Path
+) -> None:
+    kserver.inject("initiateFileUpload", Fault("file-url"))
+    with pytest.raises(ZoneError, match="usable signedUploadUrl"):
+        Store(tmp_path / "s", zone=zone).store_text("not to a file")
+    assert not [r for r in kserver.log if r.method == "PUT"] and not kserver.finalized
+
+
+@pytest.mark.usefixtures("with_key")
 def test_permanent_server_error_is_not_retried(
     kserver: KacheryProtocolServer, zone: KacheryNetworkZone, tmp_path: Path
 ) -> None:
