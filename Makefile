@@ -11,12 +11,12 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(VENV)/.base-installed: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e .
+$(VENV)/.base-installed: pyproject.toml constraints.txt | $(PY)
+	$(PY) -m pip install -q -c constraints.txt -e .
 	touch $@
 
-$(VENV)/.test-installed: pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[all,test]'
+$(VENV)/.test-installed: pyproject.toml constraints.txt | $(PY)
+	$(PY) -m pip install -q -c constraints.txt -e '.[all,test]'
 	touch $@ $(VENV)/.base-installed
 
 demo: $(VENV)/.base-installed
