@@ -8,7 +8,9 @@ from collections.abc import Callable, Sequence
 
 
 def interleaved(
-    cases: dict[str, Callable[[int], object]], repeats: int, setup: Callable[[int], object] | None = None
+    cases: dict[str, Callable[[int], object]],
+    repeats: int,
+    setup: Callable[[int], object] | None = None,
 ) -> dict[str, list[float]]:
     """Run every case once per round, ``repeats`` rounds; return the seconds per case.
 
