@@ -272,7 +272,7 @@ class KacheryNetworkZone(Zone):
         headers = {"Content-Type": "application/json"} if signed else self._headers()
         try:
             resp = self._session().post(
-                url, data=json.dumps(body), headers=headers, timeout=self.timeout
+                url, data=json.dumps(body).encode(), headers=headers, timeout=self.timeout
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise Transient(f"{what}: {exc}") from exc

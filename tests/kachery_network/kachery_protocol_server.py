@@ -452,6 +452,7 @@ class _QuietServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     owner: KacheryProtocolServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as real servers do; avoids 40 ms delayed-ACK stalls
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
