@@ -566,6 +566,7 @@ def network_zone_for(zone_name: str, configured: Zone | None) -> KacheryNetworkZ
         str(default_root()),
         str(settings.client_id),
         str(settings.retry_seconds),
+        str(settings.allow_public_zones),
     )
     with _zones_lock:
         zone = _zones.get(key)
