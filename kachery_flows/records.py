@@ -12,7 +12,8 @@ A computed call leaves three things behind:
 The ref map is the zone's (``Zone.get_ref``/``set_ref``) when a writable zone is configured,
 so a shared directory or bucket shares the cache; otherwise it is the local directory
 ``<root>/.kachery-flows/refs/`` (the same layout a :class:`~kachery_flows.zones.LocalZone`
-over that root uses). A read-only zone's entries are read after the local ones.
+over that root uses). A read-only zone's entries are read after the local ones; a zone
+without mutable refs (the kachery network) shares objects only, and entries stay local.
 
 Each store also keeps a local index, ``<root>/.kachery-flows/memo/keys/aa/<key>``, of the
 keys this machine computed or used (function and entry; the file's mtime is the last use,
@@ -170,8 +171,11 @@ class ActionCache:
         self.store = store
         internal = store.root / ".kachery-flows"
         zone = store.zone
-        self._zone: Zone | None = zone if zone is not None and zone.writable else None
-        self._fallback_zone: Zone | None = zone if zone is not None and not zone.writable else None
+        refs = zone is not None and zone.supports_refs
+        self._zone: Zone | None = zone if refs and zone is not None and zone.writable else None
+        self._fallback_zone: Zone | None = (
+            zone if refs and zone is not None and not zone.writable else None
+        )
         self.local_refs: _DirRefMap | None = (
             None if self._zone is not None else _DirRefMap(internal / "refs", store)
         )

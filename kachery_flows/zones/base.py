@@ -32,12 +32,16 @@ class Zone(ABC):
 
     #: Human-readable name used in error messages (e.g. the URL).
     name: str = "zone"
-    #: ``put``, ``delete`` and ``set_ref`` are supported.
+    #: ``put``, ``delete`` and ``set_ref`` are supported (unless the flags below say not).
     writable: bool = True
     #: ``iter_hashes`` is supported.
     listable: bool = True
     #: the zone can hold a lock file with expiry (local and shared directories).
     supports_locking: bool = False
+    #: ``get_ref``/``set_ref`` are supported (the kachery network has no mutable refs).
+    supports_refs: bool = True
+    #: ``delete`` is supported (the kachery network never deletes).
+    deletable: bool = True
 
     @abstractmethod
     def has(self, sha1: str) -> bool:
