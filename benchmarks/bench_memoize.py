@@ -71,7 +71,7 @@ def main() -> None:
     rows: list[tuple[str, str, str, str, str]] = []
 
     def row(what: str, ours: float, theirs: float, target: str, anchor: str) -> None:
-        rows.append((what, fmt(ours), f"{fmt(theirs)} ({anchor})", f"{theirs / ours:.1f}x",
+        rows.append((what, fmt(ours), f"{fmt(theirs)} ({anchor})", f"{theirs / ours:.1f}×",
                      target))
 
     # 1. hit latency, small arguments
@@ -85,7 +85,7 @@ def main() -> None:
         {"k": lambda: k_small(1, 2.0, "abc"), "j": lambda: j_small(1, 2.0, "abc")},
         args.reps, number=2000,
     )
-    row("hit, small args", t["k"], t["j"], "≥ 3x faster", "joblib.Memory")
+    row("hit, small args", t["k"], t["j"], "≥ 3× faster", "joblib.Memory")
 
     # 2. key of a big array argument vs joblib.hash
     def consume(x: Any) -> float:
@@ -93,7 +93,7 @@ def main() -> None:
 
     k_consume = kachery_cached(consume)
     t = interleaved({"k": lambda: k_consume.key(big), "j": lambda: joblib.hash(big)}, args.reps)
-    row(f"key, {args.mb:g} MB array argument", t["k"], t["j"], "≥ 10x faster", "joblib.hash")
+    row(f"key, {args.mb:g} MB array argument", t["k"], t["j"], "≥ 10× faster", "joblib.hash")
 
     # 2b. the whole hit with that argument
     j_consume = memory.cache(consume)
@@ -124,7 +124,7 @@ def main() -> None:
     )
     row(f"hit returning {args.mb:g} MB array", t["k"], t["jm"], "no slower",
         "joblib mmap_mode='r'")
-    row(f"hit returning {args.mb:g} MB array", t["k"], t["j"], "≥ 10x faster",
+    row(f"hit returning {args.mb:g} MB array", t["k"], t["j"], "≥ 10× faster",
         "joblib, no mmap")
 
     # 5. first call (compute + store) of a big result, over the bare function
@@ -146,7 +146,7 @@ def main() -> None:
             f"first call, {args.mb:g} MB result, {label}",
             f"+{fmt(med[name] - med['bare'])}",
             f"+{fmt(med['j'] - med['bare'])} (joblib.Memory)",
-            f"{(med['j'] - med['bare']) / max(med[name] - med['bare'], 1e-9):.1f}x",
+            f"{(med['j'] - med['bare']) / max(med[name] - med['bare'], 1e-9):.1f}×",
             f"bare function {fmt(med['bare'])}",
         ))
     header = ("what", "kachery-flows", "anchor", "anchor/ours", "target")

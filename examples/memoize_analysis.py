@@ -2,9 +2,9 @@
 
 Run ``python examples/memoize_analysis.py``: the pipeline runs once here (computing every
 step), then again in a fresh Python process against the same store, where every step is a
-cache hit (arrays come back memory-mapped). Timings are printed for both runs. The store is
-a new temp dir unless you pass ``--store DIR``; the printed ``kachery-flows info`` command
-shows the provenance record of the last step.
+cache hit (arrays come back memory-mapped). Timings are printed for both runs, with the
+provenance record of the last step. The store is a temp dir, removed at the end, unless
+you pass ``--store DIR`` (then ``kachery-flows --root DIR info KEY`` shows the records).
 
 Steps: synthesize a recording (channels x samples) -> FFT band-pass filter -> Welch power
 spectral density -> power per frequency band. Each step is ``@kachery_cached``, so the
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -103,13 +104,18 @@ def run_pipeline(label: str) -> None:
     print(f"  {'total':<26} {sum(s for _, s in timings) * 1e3:9.2f} ms")
     print(f"  recording: {type(recording).__name__}, {recording.nbytes / 1e6:.0f} MB")
     print(f"  alpha power, channel 0: {powers['alpha'][0]}")
-    key = band_powers.key(psd, fs, nperseg, BANDS)
-    print(f"  provenance: kachery-flows --root {os.environ['KACHERY_CLOUD_DIR']} info {key}")
+    record = band_powers.record(psd, fs, nperseg, BANDS)
+    assert record is not None
+    print(f"  band powers: {record['result']['uri']}")
+    print(f"  provenance record (kachery-flows info {record['key']}):")
+    for name, item in record["inputs"].items():
+        shown = item.get("value", item.get("shape", ""))
+        print(f"    {name:<8} {item['type']:<14} {shown!s:<12} token {item['token'][:12]}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--store", help="store root (default: a new temp dir)")
+    parser.add_argument("--store", help="store root to keep (default: a temp dir, removed)")
     parser.add_argument("--second-run", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     store = args.store or tempfile.mkdtemp(prefix="kachery-memoize-example-")
@@ -118,10 +124,15 @@ def main() -> None:
     if args.second_run:
         run_pipeline("second run, fresh process (every step from the cache)")
         return
-    run_pipeline(f"first run (store {store})")
-    subprocess.run(
-        [sys.executable, __file__, "--store", store, "--second-run"], check=True, env=os.environ
-    )
+    try:
+        run_pipeline(f"first run (store {store})")
+        subprocess.run(
+            [sys.executable, __file__, "--store", store, "--second-run"], check=True,
+            env=os.environ,
+        )
+    finally:
+        if not args.store:
+            shutil.rmtree(store, ignore_errors=True)
 
 
 if __name__ == "__main__":
