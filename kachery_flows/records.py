@@ -11,8 +11,7 @@ A computed call leaves three things behind:
 
 The ref map is the zone's (``Zone.get_ref``/``set_ref``) when a writable zone is configured,
 so a shared directory or bucket shares the cache; otherwise it is the local directory
-``<root>/.kachery-flows/refs/`` (the same layout a :class:`~kachery_flows.zones.LocalZone`
-over that root uses). A read-only zone's entries are read after the local ones; a zone
+``<root>/.kachery-flows/refs/``. A read-only zone's entries are read after the local ones; a zone
 without mutable refs (the kachery network) shares objects only, and entries stay local.
 
 Each store also keeps a local index, ``<root>/.kachery-flows/memo/keys/aa/<key>``, of the

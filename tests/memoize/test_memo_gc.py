@@ -252,10 +252,6 @@ def test_cli_gc_and_info(marker: str, capsys: pytest.CaptureFixture[str]) -> Non
     assert json.loads(out)["deleted_objects"] == []
 
 
-class ReadOnlyZone(LocalZone):
-    writable = False
-
-
 _RUNS: list[int] = []  # a global, not a captured value: captured values are part of the key
 
 
@@ -273,7 +269,9 @@ def test_read_only_zone_entries_are_read_new_ones_written_locally(tmp_path: Path
 
     publisher = make(Store(tmp_path / "lab", zone=LocalZone(tmp_path / "zone"), fsync=False))
     publisher(4)
-    reader_store = Store(tmp_path / "reader", zone=ReadOnlyZone(tmp_path / "zone"), fsync=False)
+    read_only = LocalZone(tmp_path / "zone")
+    read_only.writable = False
+    reader_store = Store(tmp_path / "reader", zone=read_only, fsync=False)
     reader = make(reader_store)
     assert np.array_equal(reader(4), np.arange(4)) and runs == [4]
     reader(6)
