@@ -187,7 +187,11 @@ class Store:
             except FileNotFoundError:
                 make_dirs(marker.parent, group_shared=self.group_shared)
                 fd = os.open(marker, os.O_WRONLY | os.O_CREAT, 0o664)
-            os.close(fd)
+            try:
+                if self.group_shared:
+                    os.fchmod(fd, 0o664)  # not masked by the umask
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise StoreWriteError.from_os_error(exc, "mark", marker) from exc
 
