@@ -38,7 +38,7 @@ EXIT_CODES = {
 }
 
 # Each module defines ``register(subparsers)``; its commands set ``func`` on their parser.
-_COMMAND_MODULES = ("_store",)
+_COMMAND_MODULES = ("_store", "_zones")
 
 
 def _build_parser() -> argparse.ArgumentParser:
