@@ -81,9 +81,10 @@ class Store:
         ``~/.kachery-cloud``. Created on first write, never on construction.
     zone:
         Where objects are shared beyond this machine: a :class:`~kachery_flows.zones.Zone`
-        or a spec string as in ``KACHERY_ZONE`` (a zone name from ``<root>/zones.json``,
-        or a ``file://``, ``s3://`` or ``https://`` URL). ``store_*`` uploads to it (when
-        it is writable) and ``load_*`` falls back to it; ``store_*_local`` never uploads.
+        or a spec string as in ``KACHERY_ZONE`` (a zone name from
+        ``$KACHERY_CLOUD_DIR/zones.json``, or a ``file://``, ``s3://`` or ``https://``
+        URL). ``store_*`` uploads to it (when it is writable) and ``load_*`` falls back
+        to it; ``store_*_local`` never uploads.
     fsync:
         fsync each object (and its directory) before it becomes visible. Default on;
         ``KACHERY_FLOWS_FSYNC=0`` turns it off for scratch stores.
@@ -104,7 +105,7 @@ class Store:
         settings = load_settings()
         self.root = Path(root).expanduser() if root is not None else settings.root
         self.zone: Zone | None = (
-            _open_configured_zone(zone, self.root) if isinstance(zone, str) else zone
+            _open_configured_zone(zone) if isinstance(zone, str) else zone
         )
         self.fsync = settings.fsync if fsync is None else fsync
         self.group_shared = settings.multi_user if group_shared is None else group_shared
@@ -517,10 +518,10 @@ _default_lock = threading.Lock()
 _default: tuple[tuple[Any, ...], Store] | None = None
 
 
-def _open_configured_zone(spec: str, root: Path) -> Zone:
+def _open_configured_zone(spec: str) -> Zone:
     from .zones import open_zone
 
-    return open_zone(spec, root=root)
+    return open_zone(spec)
 
 
 def get_default_store() -> Store:
@@ -538,7 +539,7 @@ def get_default_store() -> Store:
     with _default_lock:
         if _default is not None and _default[0] == key:
             return _default[1]
-        zone = _open_configured_zone(settings.zone, settings.root) if settings.zone else None
+        zone = _open_configured_zone(settings.zone) if settings.zone else None
         store = Store(settings.root, zone=zone)
         _default = (key, store)
         return store

@@ -84,11 +84,11 @@ class _Server(ThreadingHTTPServer):
         self.directory = directory
         self.lock = threading.Lock()
         self.faults: dict[str, deque[Fault]] = defaultdict(deque)
-        self.log: list[tuple[str, str]] = []
+        self.log: list[tuple[str, str, dict[str, str]]] = []
 
-    def next_fault(self, method: str, path: str) -> Fault | None:
+    def next_fault(self, method: str, path: str, headers: dict[str, str]) -> Fault | None:
         with self.lock:
-            self.log.append((method, path))
+            self.log.append((method, path, headers))
             queue = self.faults.get(path)
             if not queue:
                 return None
@@ -122,7 +122,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, *, body: bool) -> None:
         path = unquote(urlsplit(self.path).path).lstrip("/")
-        fault = self.server.next_fault(self.command, path)
+        fault = self.server.next_fault(self.command, path, dict(self.headers.items()))
         if fault is not None and fault.drop:
             self.close_connection = True
             return
@@ -205,5 +205,11 @@ class DirectoryHTTPServer:
         path = path.lstrip("/")
         with self._server.lock:
             return sum(
-                1 for m, p in self._server.log if p == path and method in (None, m)
+                1 for m, p, _h in self._server.log if p == path and method in (None, m)
             )
+
+    def request_headers(self, path: str) -> list[dict[str, str]]:
+        """The headers of each request received for ``path``, oldest first."""
+        path = path.lstrip("/")
+        with self._server.lock:
+            return [h for _m, p, h in self._server.log if p == path]

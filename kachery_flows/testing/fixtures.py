@@ -1,5 +1,7 @@
-"""pytest fixtures for zone tests; enable with ``pytest_plugins = ["kachery_flows.testing.fixtures"]``
-in a root ``conftest.py``, or import the fixtures you need into a ``conftest.py``.
+"""pytest fixtures for zone tests.
+
+Enable them with ``pytest_plugins = ["kachery_flows.testing.fixtures"]`` in a root
+``conftest.py``, or import the fixtures you need into a ``conftest.py``.
 
 - ``moto_server`` (session): a :class:`MotoS3Server` on 127.0.0.1 and a free port.
 - ``aws_env``: dummy AWS credentials and region, and no AWS config files, so tests never

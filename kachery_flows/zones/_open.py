@@ -3,7 +3,7 @@
 A spec is a URL or a zone name. URLs: ``file:///path`` or an absolute path (a shared
 directory), ``http://`` / ``https://`` (a read-only mirror), and any other
 ``<protocol>://`` URL an fsspec file system understands (``s3://bucket/prefix``, ...).
-Names are looked up in ``<store root>/zones.json``::
+Names are looked up in ``$KACHERY_CLOUD_DIR/zones.json``::
 
     {
       "lab":    {"url": "file:///mnt/lab/kachery", "group_shared": true},
@@ -165,7 +165,8 @@ def open_zone(
 
     ``spec`` is a URL (``file:///path``, an absolute path, ``s3://bucket/prefix`` or
     another fsspec URL, ``http(s)://...``) or the name of an entry in
-    ``<root>/zones.json`` (``root`` defaults to the store root from the environment).
+    ``<root>/zones.json``; ``root`` defaults to ``$KACHERY_CLOUD_DIR`` (the user's
+    default store root, whatever root a :class:`~kachery_flows.Store` uses).
     """
     settings = settings if settings is not None else load_settings()
     if root is not None:
