@@ -19,7 +19,6 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from .config import load_settings
 from .errors import CorruptObjectError, ObjectNotFoundError, StoreWriteError
 from .hashing import HashingWriter, sha1_of_file
 from .uri import Ref, is_sha1_hex, parse_uri
-from .zones.base import ObjectStream, Progress, Zone, object_key
+from .zones.base import Progress, Zone, object_key
 
 __all__ = ["Store", "VerifyReport", "get_default_store"]
 
@@ -39,7 +38,6 @@ _INTERNAL_DIR = ".kachery-flows"
 # bytes damaged in transit are then repaired, while a corrupt zone object costs one
 # extra download (restic's "retry once" rule).
 _DOWNLOAD_ATTEMPTS = 2
-_COPY_BLOCK = 8 * 1024 * 1024
 
 
 @dataclass
@@ -266,9 +264,10 @@ class Store:
                 self.staging_dir, fsync=self.fsync, group_shared=self.group_shared
             ) as writer:
                 try:
-                    actual = _download_into(zone, ref.sha1, writer, progress)
+                    zone.get(ref.sha1, writer.path, progress)
                 except ObjectNotFoundError:
                     raise self._not_found(ref) from None
+                actual = sha1_of_file(writer.path)
             if actual == ref.sha1:
                 dest = self.root / object_key(ref.sha1)
                 publish(writer.path, dest, fsync=self.fsync, group_shared=self.group_shared)
@@ -480,28 +479,6 @@ class Store:
                 exc.errno or 0, f"cannot quarantine {path}: {exc.strerror}", str(path)
             ) from exc
         return target
-
-
-def _download_into(
-    zone: Zone, sha1: str, writer: HashingWriter, progress: Progress | None
-) -> str:
-    """Fill ``writer``'s (empty) temp file with the zone's bytes; return their SHA-1."""
-    stream = zone.open_object(sha1)
-    if stream is None:
-        zone.get(sha1, writer.path, progress)
-        return sha1_of_file(writer.path)
-    with closing(stream):
-        _copy_stream(stream, writer, progress)
-    return writer.hexdigest()
-
-
-def _copy_stream(stream: ObjectStream, writer: HashingWriter, progress: Progress | None) -> None:
-    buf = bytearray(_COPY_BLOCK)
-    view = memoryview(buf)
-    while n := stream.readinto(buf):
-        writer.write(view[:n])
-        if progress is not None:
-            progress(n)
 
 
 def _scandir_dirs(path: Path) -> Iterator[Path]:

@@ -18,27 +18,16 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
 
 from ..errors import InvalidRefNameError, ZoneError, ZonePermissionError
 
-__all__ = ["ObjectStream", "Progress", "Zone", "object_key", "ref_key", "validate_ref_name"]
+__all__ = ["Progress", "Zone", "object_key", "ref_key", "validate_ref_name"]
 
 #: Called with the number of bytes just transferred.
 Progress = Callable[[int], object]
 
 _REF_SEGMENT = re.compile(r"[A-Za-z0-9_.\-]+")
 _MAX_REF_NAME = 1024
-
-
-class ObjectStream(Protocol):
-    """What :meth:`Zone.open_object` returns: a readable binary stream (e.g. a raw file)."""
-
-    def readinto(self, buffer: bytearray, /) -> int | None:
-        """Read into ``buffer``; return the byte count (0 at the end)."""
-
-    def close(self) -> None:
-        """Release the stream."""
 
 
 def object_key(sha1: str) -> str:
@@ -104,14 +93,6 @@ class Zone(ABC):
         The caller hashes ``dest`` before trusting it; ``progress(n)`` may be called as
         bytes arrive.
         """
-
-    def open_object(self, sha1: str) -> ObjectStream | None:
-        """Optional fast path: a readable binary stream of the object, or None.
-
-        When a zone returns a stream, the store copies it into its cache while hashing
-        (one pass) instead of calling :meth:`get` and hashing the file afterwards.
-        """
-        return None
 
     @abstractmethod
     def put(self, src: Path, sha1: str, progress: Progress | None = None) -> None:

@@ -12,7 +12,6 @@ the writer's umask, so the members of one UNIX group can all add objects.
 from __future__ import annotations
 
 import errno
-import io
 import os
 import shutil
 from collections.abc import Iterator
@@ -84,24 +83,23 @@ class LocalZone(Zone):
     def has(self, sha1: str) -> bool:
         return self._path(sha1).is_file()
 
-    def open_object(self, sha1: str) -> io.FileIO:
+    def get(self, sha1: str, dest: Path, progress: Progress | None = None) -> None:
         try:
-            return open(self._path(sha1), "rb", buffering=0)
+            if progress is None:
+                # The kernel copies (sendfile / copy_file_range): the fastest path, and
+                # the store hashes dest right after, from the page cache.
+                shutil.copyfile(self._path(sha1), dest)
+                return
+            with open(self._path(sha1), "rb", buffering=0) as src, open(dest, "wb") as out:
+                while chunk := src.read(_BLOCK):
+                    out.write(chunk)
+                    progress(len(chunk))
         except FileNotFoundError:
             raise ObjectNotFoundError(
                 f"sha1://{sha1} is not in zone {self.name}", uri=f"sha1://{sha1}"
             ) from None
         except PermissionError as exc:
             self._denied(exc, f"reading sha1://{sha1}")
-
-    def get(self, sha1: str, dest: Path, progress: Progress | None = None) -> None:
-        with self.open_object(sha1) as src, open(dest, "wb") as out:
-            if progress is None:
-                shutil.copyfileobj(src, out, _BLOCK)
-                return
-            while chunk := src.read(_BLOCK):
-                out.write(chunk)
-                progress(len(chunk))
 
     def put(self, src: Path, sha1: str, progress: Progress | None = None) -> None:
         self._require_writable(f"store sha1://{sha1}")
