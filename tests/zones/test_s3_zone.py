@@ -306,3 +306,15 @@ def test_zone_urls_from_env(s3_bucket: str, moto_server: MotoS3Server) -> None:
     zone = open_zone(f"s3://{s3_bucket}/a/b/")
     assert isinstance(zone, FsspecZone)
     assert zone.root == f"{s3_bucket}/a/b" and zone.name == f"s3://{s3_bucket}/a/b"
+
+
+def test_missing_credentials_are_a_permission_error(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, fast_retry: RetryPolicy
+) -> None:
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    zone = FsspecZone(
+        "s3://bucket/p", storage_options={"endpoint_url": "http://127.0.0.1:9"}, retry=fast_retry
+    )
+    with pytest.raises(ZonePermissionError, match=r"s3://bucket/p.*credentials"):
+        zone.get_ref("x")
