@@ -5,7 +5,9 @@ redirects)."""
 from __future__ import annotations
 
 import shutil
+import sys
 import threading
+import time
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass
@@ -64,10 +66,14 @@ class MotoS3Server:
 class Fault:
     """One scripted misbehaviour of :class:`DirectoryHTTPServer` for a path.
 
-    Exactly one of the first five fields is set. ``times`` is how many requests the fault
-    answers (None: every request from now on).
+    Set one of ``status`` (reply with it and an empty body), ``body`` (reply 200 with
+    these bytes and an honest length), ``truncate_to`` (announce the file's length, send
+    that many bytes, close), ``location`` (302 there) or ``drop`` (close without a
+    reply); ``delay`` (seconds) stalls before answering, alone or with another field.
+    ``times`` is how many requests the fault answers (None: every request from now on).
     """
 
+    delay: float = 0.0
     status: int | None = None
     body: bytes | None = None
     truncate_to: int | None = None
@@ -85,6 +91,11 @@ class _Server(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.faults: dict[str, deque[Fault]] = defaultdict(deque)
         self.log: list[tuple[str, str, dict[str, str]]] = []
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that gave up (timeout) leaves a broken pipe behind: expected here.
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
     def next_fault(self, method: str, path: str, headers: dict[str, str]) -> Fault | None:
         with self.lock:
@@ -123,6 +134,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, *, body: bool) -> None:
         path = unquote(urlsplit(self.path).path).lstrip("/")
         fault = self.server.next_fault(self.command, path, dict(self.headers.items()))
+        if fault is not None and fault.delay:
+            time.sleep(fault.delay)
         if fault is not None and fault.drop:
             self.close_connection = True
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import pickle
 import tempfile
 import threading
 from collections.abc import Callable
@@ -113,6 +114,18 @@ class ZoneTests:
         for flag in (zone.writable, zone.listable, zone.supports_locking):
             assert isinstance(flag, bool)
         assert isinstance(zone.name, str) and zone.name
+
+    def test_pickle(self, zone: Zone, tmp_path: Path) -> None:
+        """Zones travel to worker processes (Dask, Prefect) with the store."""
+        sha1 = self.seed(zone, b"pickled zone", tmp_path)
+        clone = pickle.loads(pickle.dumps(zone))
+        assert type(clone) is type(zone)
+        assert (clone.name, clone.writable, clone.listable) == (
+            zone.name, zone.writable, zone.listable
+        )
+        assert clone.has(sha1)
+        reader = Store(tmp_path / "reader", zone=clone, fsync=False)
+        assert reader.load_bytes(f"sha1://{sha1}") == b"pickled zone"
 
     def test_round_trip(self, zone: Zone, tmp_path: Path) -> None:
         data = b"round trip \x00\xff" * 1000

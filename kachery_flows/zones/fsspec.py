@@ -119,6 +119,7 @@ class FsspecZone(Zone):
                 f"cannot open zone {url}: fsspec is not installed "
                 "(pip install 'kachery-flows[s3]')"
             ) from exc
+        self._args = (url, dict(storage_options or {}), read_only, retry)
         protocol = url.split("://", 1)[0] if "://" in url else "file"
         options = dict(storage_options or {})
         if protocol in ("s3", "s3a"):
@@ -138,6 +139,12 @@ class FsspecZone(Zone):
         self.name = url.rstrip("/")
         self.writable = not read_only
         self.retry = retry if retry is not None else RetryPolicy.from_settings()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from the constructor arguments, so the file system gets the zone's
+        # settings again (e.g. s3fs's retries) in another process.
+        url, options, read_only, retry = self._args
+        return (_rebuild, (url, options, read_only, retry))
 
     # ------------------------------------------------------------------ helpers
     def _key(self, relative: str) -> str:
@@ -277,6 +284,12 @@ class FsspecZone(Zone):
             return
         data = value.encode("utf-8")
         self._call(f"writing ref {name!r}", lambda: self.fs.pipe_file(key, data))
+
+
+def _rebuild(
+    url: str, options: dict[str, Any], read_only: bool, retry: RetryPolicy | None
+) -> FsspecZone:
+    return FsspecZone(url, storage_options=options, read_only=read_only, retry=retry)
 
 
 def _classify_library_error(exc: Exception) -> str | None:

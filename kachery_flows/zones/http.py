@@ -92,6 +92,15 @@ class HttpZone(Zone):
         self.allowed_redirect_hosts = frozenset(h.lower() for h in allowed_redirect_hosts)
         self._local = threading.local()
 
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        del state["_local"]  # sessions stay with the process (zones travel to Dask workers)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
     # ------------------------------------------------------------------ helpers
     def _session(self) -> requests.Session:
         session: requests.Session | None = getattr(self._local, "session", None)

@@ -124,6 +124,16 @@ def test_body_always_cut_short_fails_and_caches_nothing(
     assert_nothing_cached(reader, uri_of(key))
 
 
+def test_stalled_response_times_out_and_is_retried(
+    http_directory_server: DirectoryHTTPServer, key: str, tmp_path: Path,
+    fast_retry: RetryPolicy,
+) -> None:
+    http_directory_server.add_fault(key, Fault(delay=1.0))
+    zone = HttpZone(http_directory_server.url, retry=fast_retry, timeout=(5.0, 0.2))
+    assert Store(tmp_path / "t", zone=zone).load_bytes(uri_of(key)) == DATA
+    assert http_directory_server.hits(key, "GET") == 2
+
+
 def test_dropped_connection_is_retried(
     http_directory_server: DirectoryHTTPServer, key: str, reader: Store
 ) -> None:
