@@ -1,11 +1,12 @@
 # Two entry points, both idempotent on a fresh clone:
 #   make demo   create .venv, install kachery-flows, run the demo on the default local store
-#   make test   create .venv, install kachery-flows[all,test], run ruff, mypy and pytest
+#   make test   create .venv, install kachery-flows[all,test,docs], run ruff, mypy, pytest
+#               and a strict build of the documentation site
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint docs bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +17,7 @@ $(VENV)/.base-installed: pyproject.toml constraints.txt | $(PY)
 	touch $@
 
 $(VENV)/.test-installed: pyproject.toml constraints.txt | $(PY)
-	$(PY) -m pip install -q -c constraints.txt -e '.[all,test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[all,test,docs]'
 	touch $@ $(VENV)/.base-installed
 
 demo: $(VENV)/.base-installed
@@ -28,6 +29,10 @@ lint: $(VENV)/.test-installed
 
 test: lint
 	$(PY) -m pytest -W error
+	$(MAKE) docs
+
+docs: $(VENV)/.test-installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -q
 
 bench: $(VENV)/.test-installed
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

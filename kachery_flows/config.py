@@ -14,19 +14,39 @@ variable                   meaning
 ``KACHERY_CLOUD_MULTI_USER`` ``1`` makes new directories group-writable + setgid and
                            files group-readable, for a lab-shared store
 =========================  ==============================================================
+
+The kachery network zone (``KACHERY_ZONE=kachery:<zone>``, see
+:func:`load_network_settings`) reads kachery 2's and kachery-cloud's own variables:
+``KACHERY_BASE_URL``, ``KACHERY_API_KEY``, ``KACHERY_ALLOW_PUBLIC_ZONES``,
+``KACHERY_GATEWAY_URL``, ``KACHERY_CLOUD_CLIENT_ID``, ``KACHERY_CLOUD_PRIVATE_KEY``, and
+``KACHERY_NETWORK_RETRY_SECONDS``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ZONES_FILE_NAME", "Settings", "default_root", "load_settings"]
+__all__ = [
+    "DEFAULT_KACHERY_BASE_URL",
+    "DEFAULT_KACHERY_GATEWAY_URL",
+    "ZONES_FILE_NAME",
+    "NetworkSettings",
+    "Settings",
+    "default_root",
+    "load_network_settings",
+    "load_settings",
+]
 
 #: The zone config file's name, in the store root (``$KACHERY_CLOUD_DIR``).
 ZONES_FILE_NAME = "zones.json"
+#: kachery 2's public service (kachery 2 reads ``KACHERY_BASE_URL`` to override it).
+DEFAULT_KACHERY_BASE_URL = "https://kachery.vercel.app"
+#: kachery-cloud's legacy gateway (kachery-cloud reads ``KACHERY_GATEWAY_URL``).
+DEFAULT_KACHERY_GATEWAY_URL = "https://kachery-gateway.figurl.org"
 
 _FALSE = {"0", "false", "no", "off"}
 _TRUE = {"1", "true", "yes", "on"}
@@ -92,4 +112,45 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         fsync=_flag(env, "KACHERY_FLOWS_FSYNC", True),
         multi_user=_flag(env, "KACHERY_CLOUD_MULTI_USER", False),
         retry_seconds=_seconds(env, "KACHERY_FLOWS_RETRY_SECONDS", 60.0),
+    )
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """Settings of the kachery network zone, read from the environment.
+
+    ``api_key`` (``KACHERY_API_KEY``) is needed to publish; ``client_id`` and
+    ``private_key_hex`` (``KACHERY_CLOUD_CLIENT_ID``/``KACHERY_CLOUD_PRIVATE_KEY``) override
+    the kachery-cloud client keys in the store root for legacy gateway reads.
+    """
+
+    base_url: str
+    api_key: str | None
+    allow_public_zones: bool
+    gateway_url: str
+    client_id: str | None
+    private_key_hex: str | None
+    retry_seconds: float
+
+
+def load_network_settings(env: Mapping[str, str] | None = None) -> NetworkSettings:
+    """Read :class:`NetworkSettings` from ``env`` (default: the process environment)."""
+    env = os.environ if env is None else env
+    raw_retry = env.get("KACHERY_NETWORK_RETRY_SECONDS", "").strip()
+    try:
+        retry_seconds = float(raw_retry) if raw_retry else 60.0
+    except ValueError:
+        raise ValueError(
+            f"KACHERY_NETWORK_RETRY_SECONDS={raw_retry!r} is not a number of seconds"
+        ) from None
+    if not 0 <= retry_seconds < math.inf:
+        raise ValueError(f"KACHERY_NETWORK_RETRY_SECONDS={raw_retry!r} must be finite and >= 0")
+    return NetworkSettings(
+        base_url=(env.get("KACHERY_BASE_URL") or DEFAULT_KACHERY_BASE_URL).rstrip("/"),
+        api_key=env.get("KACHERY_API_KEY") or None,
+        allow_public_zones=env.get("KACHERY_ALLOW_PUBLIC_ZONES", "").strip() == "1",
+        gateway_url=(env.get("KACHERY_GATEWAY_URL") or DEFAULT_KACHERY_GATEWAY_URL).rstrip("/"),
+        client_id=env.get("KACHERY_CLOUD_CLIENT_ID") or None,
+        private_key_hex=env.get("KACHERY_CLOUD_PRIVATE_KEY") or None,
+        retry_seconds=retry_seconds,
     )

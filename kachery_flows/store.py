@@ -247,17 +247,30 @@ class Store:
         path = self.root / object_key(ref.sha1)
         return path if path.is_file() else None
 
-    def _not_found(self, ref: Ref) -> ObjectNotFoundError:
+    def _zone_for(self, ref: Ref) -> Zone | None:
+        """The zone ``ref`` is fetched from: the kachery network zone that a
+        ``kachery:<zone>:sha1:...`` URI names, else the store's zone."""
+        if ref.zone is None:
+            return self.zone
+        from .zones.kachery_network import network_zone_for
+
+        return network_zone_for(ref.zone, self.zone)
+
+    def _not_found(
+        self, ref: Ref, zone: Zone | None, detail: str | None = None
+    ) -> ObjectNotFoundError:
         where = f"the local store {self.root}"
-        if self.zone is not None:
-            where += f" or the zone {self.zone.name}"
-        hint = "" if self.zone is not None else " (no zone is configured: set KACHERY_ZONE)"
+        if zone is not None:
+            where += f" or the zone {zone.name}"
+        hint = "" if zone is not None else " (no zone is configured: set KACHERY_ZONE)"
+        if detail:
+            hint += f" ({detail})"
         return ObjectNotFoundError(f"{ref.uri} was not found in {where}{hint}", uri=ref.uri)
 
     def _fetch(self, ref: Ref, progress: Progress | None = None) -> Path:
-        zone = self.zone
+        zone = self._zone_for(ref)
         if zone is None:
-            raise self._not_found(ref)
+            raise self._not_found(ref, zone)
         actual = ""
         for _attempt in range(_DOWNLOAD_ATTEMPTS):
             with staged_writer(
@@ -265,8 +278,8 @@ class Store:
             ) as writer:
                 try:
                     zone.get(ref.sha1, writer.path, progress)
-                except ObjectNotFoundError:
-                    raise self._not_found(ref) from None
+                except ObjectNotFoundError as exc:
+                    raise self._not_found(ref, zone, str(exc)) from exc
                 actual = sha1_of_file(writer.path)
             if actual == ref.sha1:
                 dest = self.root / object_key(ref.sha1)
@@ -302,7 +315,8 @@ class Store:
         ref = parse_uri(uri)
         if self._local_path(ref) is not None:
             return True
-        return self.zone is not None and self.zone.has(ref.sha1)
+        zone = self._zone_for(ref)
+        return zone is not None and zone.has(ref.sha1)
 
     def load_file(
         self, uri: str | Ref, *, dest: str | os.PathLike[str] | None = None, verify: bool = False
@@ -381,11 +395,12 @@ class Store:
         """Where the object is and how big it is (no download)."""
         ref = parse_uri(uri)
         path = self._local_path(ref)
+        zone = self._zone_for(ref) if path is None else self.zone
         in_zone: bool | None = None
-        if path is None and self.zone is not None:
-            in_zone = self.zone.has(ref.sha1)
+        if path is None and zone is not None:
+            in_zone = zone.has(ref.sha1)
         if path is None and not in_zone:
-            raise self._not_found(ref)
+            raise self._not_found(ref, zone)
         return {
             "uri": ref.uri,
             "sha1": ref.sha1,
@@ -393,7 +408,7 @@ class Store:
             "local": path is not None,
             "path": str(path) if path is not None else None,
             "size": path.stat().st_size if path is not None else None,
-            "zone": self.zone.name if self.zone is not None else None,
+            "zone": zone.name if zone is not None else None,
             "in_zone": in_zone,
         }
 

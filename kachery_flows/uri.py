@@ -33,6 +33,7 @@ _HEX40 = re.compile(r"[0-9a-f]{40}")
 _MAX_URI_LENGTH = 8192
 _CODECS = ("bytes", "text", "json", "npy", "pkl")
 _CODEC_BY_SUFFIX = {".txt": "text", ".json": "json", ".npy": "npy", ".pkl": "pkl"}
+_MAX_ZONE_LENGTH = 100  # the kachery network rejects longer zone names
 
 
 def is_sha1_hex(value: str) -> bool:
@@ -72,6 +73,17 @@ def _check_hash(uri: str, candidate: str) -> str:
     return candidate
 
 
+def _zone_problem(zone: str) -> str | None:
+    """Why ``zone`` cannot be a kachery network zone name, or None if it can."""
+    if not zone:
+        return "the zone name is empty"
+    if len(zone) > _MAX_ZONE_LENGTH:
+        return f"the zone name is longer than {_MAX_ZONE_LENGTH} characters"
+    if ":" in zone or any(c.isspace() or not c.isprintable() for c in zone):
+        return "the zone name contains ':', whitespace or unprintable characters"
+    return None
+
+
 def _label_from_query(query: str) -> str | None:
     for part in query.split("&"):
         key, sep, value = part.partition("=")
@@ -84,8 +96,8 @@ def _label_from_query(query: str) -> str | None:
 class Ref:
     """A reference to one immutable stored object, named by the SHA-1 of its bytes.
 
-    Two refs are equal when they name the same bytes: ``label`` and ``codec`` are
-    informational and take no part in equality, hashing or memo keys. ``str(ref)`` is the
+    Two refs are equal when they name the same bytes: ``label``, ``codec`` and ``zone``
+    are informational and take no part in equality, hashing or memo keys. ``str(ref)`` is the
     kachery-cloud URI, so a ref is JSON-able as that string and can be handed to
     kachery-cloud itself.
 
@@ -98,11 +110,17 @@ class Ref:
     codec:
         How the object was encoded (``"bytes"``, ``"text"``, ``"json"``, ``"npy"`` or
         ``"pkl"``), when known; used by :meth:`load`.
+    zone:
+        The kachery network zone named by a ``kachery:<zone>:sha1:<hash>`` URI (``None``
+        for every other form, and for kachery 2's local form ``kachery::sha1:...``). A
+        store fetches a ref with a zone through that zone of the kachery network when
+        it has no local copy. The zone is not part of :attr:`uri`.
     """
 
     sha1: str
     label: str | None = field(default=None, compare=False)
     codec: str | None = field(default=None, compare=False)
+    zone: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not is_sha1_hex(self.sha1):
@@ -111,6 +129,8 @@ class Ref:
             )
         if self.codec is not None and self.codec not in _CODECS:
             raise ValueError(f"unknown codec {self.codec!r}; expected one of {_CODECS}")
+        if self.zone is not None and (problem := _zone_problem(self.zone)) is not None:
+            raise InvalidURIError(f"invalid zone {self.zone!r}: {problem}")
 
     @classmethod
     def parse(cls, uri: str | Ref) -> Ref:
@@ -127,7 +147,7 @@ class Ref:
 
     def with_label(self, label: str | None) -> Ref:
         """Return the same reference with a different label."""
-        return Ref(self.sha1, label, self.codec)
+        return Ref(self.sha1, label, self.codec, self.zone)
 
     def guess_codec(self) -> str | None:
         """The codec this ref was stored with, or guessed from the label's suffix."""
@@ -198,8 +218,10 @@ def parse_uri(uri: str | Ref) -> Ref:
         if parts[2] != "sha1":
             raise _reject(uri, f"unsupported hash algorithm {parts[2]!r}")
         digest = _check_hash(uri, parts[3])
+        if parts[1] and (problem := _zone_problem(parts[1])) is not None:
+            raise _reject(uri, problem)
         label = unquote(parts[4]) if len(parts) == 5 and parts[4] else None
-        return Ref(digest, label)
+        return Ref(digest, label, zone=parts[1] or None)
     scheme = uri.split(":", 1)[0] if ":" in uri else ""
     if scheme:
         raise _reject(uri, f"unknown scheme {scheme[:20]!r}")

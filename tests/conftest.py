@@ -16,6 +16,11 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
     monkeypatch.delenv("KACHERY_ZONE", raising=False)
     monkeypatch.setenv("KACHERY_FLOWS_FSYNC", "0")
     monkeypatch.delenv("KACHERY_CLOUD_MULTI_USER", raising=False)
+    # kachery: URIs name a kachery network zone: keep it on a closed loopback port
+    monkeypatch.setenv("KACHERY_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("KACHERY_GATEWAY_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("KACHERY_NETWORK_RETRY_SECONDS", "0")
+    monkeypatch.delenv("KACHERY_API_KEY", raising=False)
     yield
 
 

@@ -67,6 +67,9 @@ def test_accepted_forms(uri: str, label: str | None) -> None:
         f"kachery:z:md5:{H}",
         f"kachery:z:sha1:{H.upper()}",
         "kachery:z:sha1",
+        f"kachery:a b:sha1:{H}",
+        f"kachery:{'z' * 101}:sha1:{H}",
+        f"kachery:zone\u00a0x:sha1:{H}",
         f"sha1://{H}?label=" + "x" * 10000,
         f"sha1:/{H}",
         f"SHA1://{H}",
@@ -98,6 +101,34 @@ def test_ref_value_semantics() -> None:
         Ref("not-a-hash")
     with pytest.raises(ValueError, match="unknown codec"):
         Ref(H, codec="zip")
+
+
+@pytest.mark.parametrize(
+    ("uri", "zone"),
+    [
+        (f"kachery:default:sha1:{H}:example.txt", "default"),
+        (f"kachery:franklab.default:sha1:{H}", "franklab.default"),
+        (f"kachery:{'z' * 100}:sha1:{H}", "z" * 100),
+        (f"kachery::sha1:{H}:x.txt", None),
+        (f"sha1://{H}?label=x.txt", None),
+        (f"sha1://{H}/x.txt", None),
+    ],
+)
+def test_zone_is_kept_only_for_kachery_uris(uri: str, zone: str | None) -> None:
+    assert parse_uri(uri).zone == zone
+
+
+def test_zone_takes_no_part_in_value_semantics() -> None:
+    ref = parse_uri(f"kachery:aind:sha1:{H}:a.npy")
+    plain = Ref(H)
+    assert ref == plain and hash(ref) == hash(plain) and {ref, plain} == {plain}
+    assert ref.uri == str(ref) == f"sha1://{H}?label=a.npy"
+    assert ref.with_label("b.npy").zone == "aind"
+    assert pickle.loads(pickle.dumps(ref)).zone == "aind"
+    assert Ref(H, zone="aind").zone == "aind"
+    for bad in ("", "a:b", "a b", "z" * 101):
+        with pytest.raises(InvalidURIError, match="zone"):
+            Ref(H, zone=bad)
 
 
 def test_guess_codec() -> None:

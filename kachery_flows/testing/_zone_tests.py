@@ -74,7 +74,8 @@ class ZoneTests:
     Keys are relative (``sha1/aa/bb/cc/<hash>``, ``refs/<name>``). The raw hooks are the
     ground truth the tests compare with, seed read-only zones, and plant corrupt objects.
     Writable zones get round-trip, idempotence, listing, delete, ref and concurrency
-    tests; read-only zones get tests that every write is refused.
+    tests; read-only zones get tests that every write is refused. A zone whose flags say
+    it cannot list, delete or hold refs must raise ``ZoneError`` for those operations.
     """
 
     #: Hypothesis examples per property test (each one makes a few zone requests).
@@ -111,7 +112,11 @@ class ZoneTests:
 
     # ------------------------------------------------------------------- tests
     def test_flags(self, zone: Zone) -> None:
-        for flag in (zone.writable, zone.listable, zone.supports_locking):
+        flags = (
+            zone.writable, zone.listable, zone.supports_locking, zone.supports_refs,
+            zone.deletable,
+        )
+        for flag in flags:
             assert isinstance(flag, bool)
         assert isinstance(zone.name, str) and zone.name
 
@@ -211,8 +216,9 @@ class ZoneTests:
             zone.put(src, sha1)
         with pytest.raises(ZonePermissionError):
             zone.delete(sha1)
-        with pytest.raises(ZonePermissionError):
-            zone.set_ref("a", "b")
+        if zone.supports_refs:
+            with pytest.raises(ZonePermissionError):
+                zone.set_ref("a", "b")
         assert self.read_raw(zone, object_key(sha1)) is None
         writer = self.store(zone, tmp_path / "writer")
         assert writer.upload(writer.put_bytes(b"data", local=True)) is False
@@ -232,6 +238,10 @@ class ZoneTests:
     def test_delete(self, zone: Zone, tmp_path: Path) -> None:
         if not zone.writable:
             pytest.skip("read-only zone")
+        if not zone.deletable:
+            with pytest.raises(ZoneError):
+                zone.delete(self.seed(zone, b"kept forever", tmp_path))
+            return
         keep = self.seed(zone, b"keep", tmp_path)
         gone = self.seed(zone, b"gone", tmp_path)
         zone.delete(gone)
@@ -240,6 +250,10 @@ class ZoneTests:
         assert self.read_raw(zone, object_key(gone)) is None
 
     def test_refs(self, zone: Zone) -> None:
+        if not zone.supports_refs:
+            with pytest.raises(ZoneError):
+                zone.get_ref("memo/abc")
+            return
         if not zone.writable:
             self.write_raw(zone, "refs/memo/abc", "récord\n".encode())
             assert zone.get_ref("memo/abc") == "récord\n"
@@ -260,6 +274,8 @@ class ZoneTests:
             assert list(zone.iter_hashes()) == []
 
     def test_invalid_ref_names(self, zone: Zone) -> None:
+        if not zone.supports_refs:
+            pytest.skip("zone has no refs")
         for name in BAD_REF_NAMES:
             with pytest.raises(InvalidRefNameError):
                 zone.get_ref(name)
@@ -279,14 +295,15 @@ class ZoneTests:
             if zone.writable:
                 assert store.put_bytes(shared).sha1 == sha1
                 own = store.put_bytes(f"own object {i}".encode())
-                zone.set_ref("concurrent/last", f"writer {i}")
+                if zone.supports_refs:
+                    zone.set_ref("concurrent/last", f"writer {i}")
                 assert store.load_bytes(own) == f"own object {i}".encode()
             reader = self.store(zone, tmp_path / f"reader-{i}")
             assert reader.load_bytes(f"sha1://{sha1}") == shared
 
         assert _run_threads(8, work) == []
         assert self.read_raw(zone, object_key(sha1)) == shared
-        if zone.writable:
+        if zone.writable and zone.supports_refs:
             assert zone.get_ref("concurrent/last") in {f"writer {i}" for i in range(8)}
             if zone.listable:
                 assert len(set(zone.iter_hashes())) == 9

@@ -1,8 +1,9 @@
 """Turning a zone spec (``KACHERY_ZONE``) into a :class:`Zone`.
 
 A spec is a URL or a zone name. URLs: ``file:///path`` or an absolute path (a shared
-directory), ``http://`` / ``https://`` (a read-only mirror), and any other
-``<protocol>://`` URL an fsspec file system understands (``s3://bucket/prefix``, ...).
+directory), ``http://`` / ``https://`` (a read-only mirror), ``kachery:<zone>`` (the
+kachery network), and any other ``<protocol>://`` URL an fsspec file system understands
+(``s3://bucket/prefix``, ...).
 Names are looked up in ``$KACHERY_CLOUD_DIR/zones.json``::
 
     {
@@ -164,7 +165,9 @@ def open_zone(
     """Open the zone named by ``spec`` (as in ``KACHERY_ZONE``).
 
     ``spec`` is a URL (``file:///path``, an absolute path, ``s3://bucket/prefix`` or
-    another fsspec URL, ``http(s)://...``) or the name of an entry in
+    another fsspec URL, ``http(s)://...``), ``kachery:<zone>`` (a zone of the kachery
+    network, :class:`~kachery_flows.zones.kachery_network.KacheryNetworkZone`) or the
+    name of an entry in
     ``<root>/zones.json``; ``root`` defaults to ``$KACHERY_CLOUD_DIR`` (the user's
     default store root, whatever root a :class:`~kachery_flows.Store` uses).
     """
@@ -175,6 +178,10 @@ def open_zone(
             multi_user=settings.multi_user, retry_seconds=settings.retry_seconds,
         )
     spec = spec.strip()
+    if spec.startswith("kachery:"):
+        from .kachery_network import KacheryNetworkZone
+
+        return KacheryNetworkZone.from_spec(spec)
     if _NAME.fullmatch(spec):
         zones = load_zones_file(settings.zones_file)
         if spec not in zones:

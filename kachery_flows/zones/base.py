@@ -7,9 +7,8 @@ is a valid zone as it is::
     [prefix/]refs/<name>              mutable name -> UTF-8 text map (action-cache records)
 
 Zones move bytes only. Hash verification of everything read from a zone, and the local
-cache in front of every zone, live in :class:`kachery_flows.store.Store`; retries of
-transient failures live in :class:`kachery_flows._retry.RetryPolicy`. Both are written
-once, not per zone.
+cache in front of every zone, live in :class:`kachery_flows.store.Store`, written once;
+zones retry transient failures with :class:`kachery_flows._retry.RetryPolicy`.
 """
 
 from __future__ import annotations
@@ -75,12 +74,16 @@ class Zone(ABC):
 
     #: Human-readable name used in error messages (a URL, without credentials).
     name: str = "zone"
-    #: ``put``, ``delete`` and ``set_ref`` are supported.
+    #: ``put``, ``delete`` and ``set_ref`` are supported (unless the flags below say not).
     writable: bool = True
     #: ``iter_hashes`` is supported.
     listable: bool = True
     #: the zone can hold a lock file with expiry (local and shared directories).
     supports_locking: bool = False
+    #: ``get_ref``/``set_ref`` are supported (the kachery network has no mutable refs).
+    supports_refs: bool = True
+    #: ``delete`` is supported (the kachery network never deletes).
+    deletable: bool = True
 
     @abstractmethod
     def has(self, sha1: str) -> bool:

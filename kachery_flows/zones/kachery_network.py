@@ -1,0 +1,586 @@
+"""The kachery network zone: objects published on the hosted kachery service.
+
+kachery-cloud and figurl users hold URIs whose bytes live on the public kachery network
+(kachery 2's service, ``https://kachery.vercel.app``; ``KACHERY_BASE_URL`` overrides it).
+This zone speaks its HTTP API:
+
+* read: ``POST /api/findFile`` ``{"type": "findFileRequest", "hashAlg": "sha1", "hash",
+  "zoneName"}`` answers ``found`` and a signed bucket URL, which is then fetched with a
+  plain GET. Public zones need no account.
+* write: ``POST /api/initiateFileUpload`` (with a proof-of-work ``workToken`` and
+  ``Authorization: Bearer $KACHERY_API_KEY``) answers ``alreadyExists`` or a signed upload
+  URL; the bytes are PUT there, then ``POST /api/finalizeFileUpload`` records the upload.
+
+When kachery 2 does not know an object and kachery-cloud client keys are present
+(``$KACHERY_CLOUD_DIR/private.pem``) with the optional ``cryptography`` package, the
+legacy kachery-cloud gateway is asked too (an Ed25519-signed ``findFile``).
+
+The zone only moves bytes: :class:`kachery_flows.store.Store` hashes every download in a
+temp file before it enters the local cache. The service has no listing, deletion or
+mutable refs; the capability flags say so and those methods raise :class:`ZoneError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import requests
+
+from ..config import default_root, load_network_settings
+from ..errors import (
+    CorruptObjectError,
+    ObjectNotFoundError,
+    ZoneError,
+    ZonePermissionError,
+    ZoneUnavailableError,
+)
+from ..hashing import sha1_of_file
+from ..uri import Ref
+from ._kachery_gateway import LegacyGateway, find_file_envelope, load_client_keys, signing_available
+from ._kachery_retry import RetryPolicy, Transient, with_retries
+from .base import Progress, Zone
+
+__all__ = [
+    "WORK_TOKEN_DIFFICULTY",
+    "KacheryNetworkZone",
+    "check_work_token",
+    "make_work_token",
+    "network_zone_for",
+]
+
+#: Leading zero bits required of ``sha1(hash + workToken)`` (hard-coded in kachery 2).
+WORK_TOKEN_DIFFICULTY = 13
+
+_SCRATCH_ZONE = "scratch"
+_PUBLIC_ZONES = ("default", "scratch")
+_CHUNK = 1 << 20
+#: Server errors (HTTP 500 with these messages) that repeating cannot fix.
+_PERMANENT_SERVER_ERRORS = (
+    "Invalid work token",
+    "exceeds maximum",
+    "Zone not found",
+    "not registered",
+    "not authorized",
+    "not allowed",
+    "Invalid signature",
+    "Bucket URI not set",
+    "Credentials not set",
+)
+_KEY_HELP = (
+    "To get an API key: sign in with GitHub at https://kachery.vercel.app, fill in your "
+    "name, email and research description on the settings page, and create an API key "
+    "there; then `export KACHERY_API_KEY=<key>`. Uploads also need upload permission on "
+    "the zone (ask its owner), or use the 'scratch' zone, which needs no key."
+)
+
+
+def check_work_token(sha1: str, token: str, difficulty: int = WORK_TOKEN_DIFFICULTY) -> bool:
+    """Whether ``sha1(sha1 + token)`` starts with ``difficulty`` zero bits."""
+    digest = hashlib.sha1((sha1 + token).encode("ascii")).digest()
+    return int.from_bytes(digest, "big") >> (160 - difficulty) == 0
+
+
+def make_work_token(sha1: str, difficulty: int = WORK_TOKEN_DIFFICULTY) -> str:
+    """A proof-of-work token for uploading ``sha1``: 16 random hex digits that pass
+    :func:`check_work_token` (about 8,000 SHA-1s, a few milliseconds, at difficulty 13)."""
+    while True:
+        token = os.urandom(8).hex()
+        if check_work_token(sha1, token, difficulty):
+            return token
+
+
+@dataclass(frozen=True)
+class _Found:
+    url: str
+    size: int | None
+    source: str
+
+
+@dataclass(frozen=True)
+class _Missing:
+    reason: str
+
+
+class _UnknownZoneError(ZoneError):
+    """kachery 2 has no zone of this name (an unported kachery-cloud zone, or a typo)."""
+
+
+class _UrlRefused(Exception):
+    """The bucket refused a signed URL (expired or revoked): ask for a fresh one."""
+
+
+def _error_message(resp: requests.Response) -> str:
+    try:
+        data = resp.json()
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        return str(data["error"])[:500]
+    return resp.text[:500].strip() or "(empty body)"
+
+
+def _signed_url(data: dict[str, Any], key: str, what: str) -> str:
+    url = data.get(key)
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        raise ZoneError(f"{what}: the service answered without a usable {key} ({url!r})")
+    return url
+
+
+class KacheryNetworkZone(Zone):
+    """One zone of the kachery network (``kachery:<zone>``, e.g. ``kachery:default``).
+
+    Parameters
+    ----------
+    zone_name:
+        The kachery zone (``default``, ``scratch``, a lab's zone, ...).
+    base_url:
+        The kachery 2 service; default ``$KACHERY_BASE_URL`` or the public service.
+    api_key:
+        The kachery API key; default ``$KACHERY_API_KEY``, read at each request so a key
+        exported after the zone was opened is used. Needed to publish (except to
+        ``scratch``) and to read non-public zones.
+    allow_public_zones:
+        Send kachery 2.0.3's ``allowPublicZones`` flag on uploads to ``default`` and
+        ``scratch``; default ``KACHERY_ALLOW_PUBLIC_ZONES=1``.
+    legacy_gateway:
+        kachery-cloud's gateway and client keys, asked when kachery 2 does not know an
+        object; :meth:`from_env` sets it up when client keys exist.
+    retry:
+        Retries of transient failures (connection errors, timeouts, HTTP 5xx); default
+        from ``KACHERY_NETWORK_RETRY_SECONDS`` (60 s in total).
+    timeout:
+        ``(connect, read)`` timeouts of each HTTP request, in seconds.
+    """
+
+    writable = True
+    listable = False
+    supports_locking = False
+    supports_refs = False
+    deletable = False
+
+    def __init__(
+        self,
+        zone_name: str = "default",
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        allow_public_zones: bool | None = None,
+        legacy_gateway: LegacyGateway | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: tuple[float, float] = (10.0, 60.0),
+    ) -> None:
+        problem = _zone_name_problem(zone_name)
+        if problem is not None:
+            raise ZoneError(f"invalid kachery zone name {zone_name!r}: {problem}")
+        settings = load_network_settings()
+        self.zone_name = zone_name
+        self.base_url = (base_url or settings.base_url).rstrip("/")
+        self._api_key = api_key
+        self.allow_public_zones = (
+            settings.allow_public_zones if allow_public_zones is None else allow_public_zones
+        )
+        self.legacy_gateway = legacy_gateway
+        self.retry = retry if retry is not None else RetryPolicy(budget=settings.retry_seconds)
+        self.timeout = timeout
+        self.name = f"kachery:{zone_name} ({self.base_url})"
+        self._local = threading.local()
+
+    @classmethod
+    def from_env(cls, zone_name: str) -> KacheryNetworkZone:
+        """The zone configured by the environment, with the legacy gateway when
+        kachery-cloud client keys and the ``cryptography`` package are available."""
+        settings = load_network_settings()
+        gateway = None
+        if signing_available():
+            keys = load_client_keys(default_root(), settings)
+            if keys is not None:
+                gateway = LegacyGateway(settings.gateway_url, keys)
+        return cls(zone_name, legacy_gateway=gateway)
+
+    @classmethod
+    def from_spec(cls, spec: str) -> KacheryNetworkZone:
+        """Open ``kachery:<zone name>`` (the ``KACHERY_ZONE`` form)."""
+        name = spec[len("kachery:") :] if spec.startswith("kachery:") else ""
+        if not name:
+            raise ZoneError(
+                f"cannot open zone {spec!r}: expected kachery:<zone name>, e.g. kachery:default"
+            )
+        return cls.from_env(name)
+
+    @property
+    def api_key(self) -> str | None:
+        """The API key sent as a bearer token (explicit, else ``$KACHERY_API_KEY``)."""
+        return self._api_key or load_network_settings().api_key
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_local"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------ HTTP
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            self._local.session = session
+        return session
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        key = self.api_key
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _permission_hint(self) -> str:
+        if self.api_key:
+            return (
+                f"the API key in KACHERY_API_KEY was refused or has no access to zone "
+                f"{self.zone_name!r}: check the key, or ask the zone's owner for access"
+            )
+        return f"zone {self.zone_name!r} may need an account. {_KEY_HELP}"
+
+    def _http_failure(self, what: str, resp: requests.Response) -> Exception:
+        message = _error_message(resp)
+        text = f"{what}: HTTP {resp.status_code} {resp.reason}: {message}"
+        permanent = any(p.lower() in message.lower() for p in _PERMANENT_SERVER_ERRORS)
+        if (resp.status_code >= 500 or resp.status_code == 429) and not permanent:
+            return Transient(text)
+        if resp.status_code in (401, 403) or "API token" in message:
+            return ZonePermissionError(f"{text}. {self._permission_hint()}")
+        if "Zone not found" in message:
+            return _UnknownZoneError(f"{text}. Check the zone name (kachery:<zone>)")
+        return ZoneError(text)
+
+    def _post(self, url: str, body: dict[str, Any], what: str, *, signed: bool = False) -> Any:
+        """One POST of a JSON body (``what`` names it in errors); the JSON object answered.
+
+        ``signed`` requests (legacy gateway) carry their credentials in the body.
+        """
+        headers = {"Content-Type": "application/json"} if signed else self._headers()
+        try:
+            resp = self._session().post(
+                url, data=json.dumps(body).encode(), headers=headers, timeout=self.timeout
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise Transient(f"{what}: {exc}") from exc
+        except requests.RequestException as exc:
+            raise ZoneError(f"{what}: {exc}") from exc
+        with resp:
+            if resp.status_code != 200:
+                raise self._http_failure(what, resp)
+            try:
+                data = resp.json()
+            except ValueError:
+                data = None
+        if not isinstance(data, dict):
+            raise ZoneError(f"{what}: the answer is not a JSON object")
+        return data
+
+    def _api(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST to the kachery 2 API, retrying transient failures."""
+        what = f"{endpoint} at {self.name}"
+        url = f"{self.base_url}/api/{endpoint}"
+        result: dict[str, Any] = with_retries(self.retry, what, lambda: self._post(url, body, what))
+        return result
+
+    # ------------------------------------------------------------------ read
+    def _find(self, sha1: str) -> _Found | _Missing:
+        body = {
+            "type": "findFileRequest",
+            "hashAlg": "sha1",
+            "hash": sha1,
+            "zoneName": self.zone_name,
+        }
+        try:
+            data = self._api("findFile", body)
+        except _UnknownZoneError:
+            if self.legacy_gateway is None:
+                raise
+            return self._find_via_gateway(sha1, self.legacy_gateway)
+        found = data.get("found")
+        if found is True:
+            size = data.get("size")
+            return _Found(
+                _signed_url(data, "url", f"findFile at {self.name}"),
+                size if isinstance(size, int) and size > 0 else None,
+                self.name,
+            )
+        if found is not False:
+            raise ZoneError(f"findFile at {self.name}: unexpected answer {data!r:.300}")
+        if self.legacy_gateway is None:
+            return _Missing(f"not in kachery zone {self.name}")
+        return self._find_via_gateway(sha1, self.legacy_gateway)
+
+    def _find_via_gateway(self, sha1: str, gateway: LegacyGateway) -> _Found | _Missing:
+        where = f"kachery-cloud gateway {gateway.url} (zone {self.zone_name!r})"
+        url = f"{gateway.url}/api/gateway"
+
+        def attempt() -> Any:
+            envelope = find_file_envelope(
+                sha1, self.zone_name, gateway.keys, int(time.time() * 1000)
+            )
+            return self._post(url, envelope, f"findFile at {where}", signed=True)
+
+        try:
+            data = with_retries(self.retry, f"findFile at {where}", attempt)
+        except ZoneUnavailableError:
+            raise
+        except ZoneError as exc:
+            return _Missing(f"not in kachery zone {self.name}, and the {where} refused: {exc}")
+        if data.get("found") is True:
+            size = data.get("size")
+            return _Found(
+                _signed_url(data, "url", f"findFile at {where}"),
+                size if isinstance(size, int) and size > 0 else None,
+                where,
+            )
+        return _Missing(f"not in kachery zone {self.name} nor the {where}")
+
+    def has(self, sha1: str) -> bool:
+        return isinstance(self._find(sha1), _Found)
+
+    def _located(self, sha1: str) -> _Found:
+        found = self._find(sha1)
+        if isinstance(found, _Found):
+            return found
+        raise ObjectNotFoundError(f"sha1://{sha1} is {found.reason}", uri=f"sha1://{sha1}")
+
+    def get(self, sha1: str, dest: Path, progress: Progress | None = None) -> None:
+        found = self._located(sha1)
+        refreshed = False
+
+        def attempt() -> None:
+            nonlocal found, refreshed
+            try:
+                self._download(found, dest, sha1, progress)
+            except _UrlRefused as exc:
+                if refreshed:
+                    raise ZonePermissionError(
+                        f"the bucket behind {found.source} refused the download of "
+                        f"sha1://{sha1} twice: {exc}"
+                    ) from None
+                refreshed = True
+                found = self._located(sha1)
+                raise Transient(f"signed URL refused ({exc}); asked for a fresh one") from None
+
+        with_retries(self.retry, f"download of sha1://{sha1} from {self.name}", attempt)
+
+    def _download(
+        self, found: _Found, dest: Path, sha1: str, progress: Progress | None = None
+    ) -> None:
+        what = f"download from {found.source}"
+        try:
+            resp = self._session().get(found.url, stream=True, timeout=self.timeout)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise Transient(f"{what}: {exc}") from exc
+        except requests.RequestException as exc:
+            raise ZoneError(f"{what}: {exc}") from exc
+        with resp:
+            status = resp.status_code
+            if status in (401, 403):
+                raise _UrlRefused(f"HTTP {status}: {_error_message(resp)[:200]}")
+            if status == 404:
+                raise ObjectNotFoundError(
+                    f"sha1://{sha1} is listed by {found.source} but its bucket has no such "
+                    "object (HTTP 404)",
+                    uri=f"sha1://{sha1}",
+                )
+            if status != 200:
+                raise self._http_failure(what, resp)
+            written = self._write_body(resp, dest, found.size, what, progress)
+        if found.size is not None and written < found.size:
+            raise Transient(f"{what}: the body ended after {written} of {found.size} bytes")
+
+    @staticmethod
+    def _write_body(
+        resp: requests.Response,
+        dest: Path,
+        size: int | None,
+        what: str,
+        progress: Progress | None = None,
+    ) -> int:
+        # One byte past the announced size is enough to prove the bytes wrong (the store
+        # then rejects them by hash) and stops a server that never ends its body.
+        limit = size + 1 if size is not None else None
+        written = 0
+        with open(dest, "wb") as f:
+            try:
+                for chunk in resp.iter_content(chunk_size=_CHUNK):
+                    if limit is not None and written + len(chunk) >= limit:
+                        f.write(chunk[: limit - written])
+                        return limit
+                    f.write(chunk)
+                    written += len(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
+                raise Transient(f"{what}: the connection broke after {written} bytes") from exc
+        return written
+
+    # ----------------------------------------------------------------- write
+    def put(self, src: Path, sha1: str, progress: Progress | None = None) -> None:
+        if not self.api_key and self.zone_name != _SCRATCH_ZONE:
+            raise ZonePermissionError(
+                f"publishing sha1://{sha1} to kachery zone {self.name} needs an API key "
+                f"and KACHERY_API_KEY is not set. {_KEY_HELP} To keep results local "
+                "instead, use the *_local store functions or unset KACHERY_ZONE."
+            )
+        size = src.stat().st_size
+        actual = sha1_of_file(src)
+        if actual != sha1:
+            raise CorruptObjectError(
+                f"refusing to upload {src} as sha1://{sha1}: its bytes hash to {actual}"
+            )
+        initiate: dict[str, Any] = {
+            "type": "initiateFileUploadRequest",
+            "size": size,
+            "hashAlg": "sha1",
+            "hash": sha1,
+            "zoneName": self.zone_name,
+            "workToken": make_work_token(sha1),
+        }
+        if self.allow_public_zones and self.zone_name in _PUBLIC_ZONES:
+            initiate["allowPublicZones"] = True
+        refreshed = False
+
+        def attempt() -> dict[str, Any] | None:
+            nonlocal refreshed
+            answer = self._post(
+                f"{self.base_url}/api/initiateFileUpload",
+                initiate,
+                f"initiateFileUpload at {self.name}",
+            )
+            if answer.get("alreadyExists") is True:
+                return None
+            if answer.get("alreadyPending") is True:
+                raise Transient(f"another upload of sha1://{sha1} to {self.name} is pending")
+            url = _signed_url(answer, "signedUploadUrl", f"initiateFileUpload at {self.name}")
+            object_key = answer.get("objectKey")
+            if not isinstance(object_key, str) or not object_key:
+                raise ZoneError(
+                    f"initiateFileUpload at {self.name}: no objectKey in {answer!r:.300}"
+                )
+            try:
+                self._upload(url, src, size)
+            except _UrlRefused as exc:
+                if refreshed:
+                    raise ZonePermissionError(
+                        f"the bucket of {self.name} refused the upload of sha1://{sha1} "
+                        f"twice: {exc}"
+                    ) from None
+                refreshed = True
+                raise Transient(
+                    f"signed upload URL refused ({exc}); asking for a fresh one"
+                ) from None
+            return {"objectKey": object_key}
+
+        uploaded = with_retries(self.retry, f"upload of sha1://{sha1} to {self.name}", attempt)
+        if uploaded is None:
+            return
+        answer = self._api(
+            "finalizeFileUpload",
+            {
+                "type": "finalizeFileUploadRequest",
+                "objectKey": uploaded["objectKey"],
+                "hashAlg": "sha1",
+                "hash": sha1,
+                "zoneName": self.zone_name,
+                "size": size,
+            },
+        )
+        if answer.get("success") is not True:
+            raise ZoneError(
+                f"finalizeFileUpload at {self.name} did not report success for sha1://{sha1}: "
+                f"{answer!r:.300}"
+            )
+
+    def _upload(self, url: str, src: Path, size: int) -> None:
+        what = f"upload to the bucket of {self.name}"
+        with open(src, "rb") as f:
+            try:
+                resp = self._session().put(
+                    url, data=f, headers={"Content-Length": str(size)}, timeout=self.timeout
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise Transient(f"{what}: {exc}") from exc
+            except requests.RequestException as exc:
+                raise ZoneError(f"{what}: {exc}") from exc
+        with resp:
+            if resp.status_code in (401, 403):
+                raise _UrlRefused(f"HTTP {resp.status_code}: {_error_message(resp)[:200]}")
+            if not 200 <= resp.status_code < 300:
+                raise self._http_failure(what, resp)
+
+    # ------------------------------------------------------- not supported
+    def _unsupported(self, operation: str) -> NoReturn:
+        raise ZoneError(
+            f"zone {self.name} cannot {operation}: the kachery network has no such "
+            "operation (check the zone's listable / deletable / supports_refs flags)"
+        )
+
+    def iter_hashes(self) -> Iterator[str]:
+        self._unsupported("list its objects")
+
+    def delete(self, sha1: str) -> None:
+        self._unsupported("delete objects")
+
+    def get_ref(self, name: str) -> str | None:
+        self._unsupported("hold mutable refs")
+
+    def set_ref(self, name: str, value: str | None) -> None:
+        self._unsupported("hold mutable refs")
+
+
+def _zone_name_problem(zone_name: str) -> str | None:
+    try:  # the same rules as the zone of a kachery: URI
+        Ref(hashlib.sha1(b"").hexdigest(), zone=zone_name)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+_zones_lock = threading.Lock()
+_zones: dict[tuple[str, ...], KacheryNetworkZone] = {}
+
+
+def network_zone_for(zone_name: str, configured: Zone | None) -> KacheryNetworkZone:
+    """The zone a ``kachery:<zone_name>:sha1:...`` URI is fetched through.
+
+    That is ``configured`` when it is already this kachery zone, else one built from the
+    environment (kept per zone name and settings, so sessions are reused).
+    """
+    if isinstance(configured, KacheryNetworkZone) and configured.zone_name == zone_name:
+        return configured
+    settings = load_network_settings()
+    key = (
+        zone_name,
+        settings.base_url,
+        settings.gateway_url,
+        str(default_root()),
+        str(settings.client_id),
+        str(settings.retry_seconds),
+        str(settings.allow_public_zones),
+    )
+    with _zones_lock:
+        zone = _zones.get(key)
+        if zone is None:
+            zone = KacheryNetworkZone.from_env(zone_name)
+            _zones[key] = zone
+        return zone
