@@ -188,8 +188,8 @@ def open_zone(
             known = ", ".join(sorted(zones)) or "none"
             raise ZoneError(
                 f"KACHERY_ZONE={spec!r} is not a URL and not a zone in {settings.zones_file} "
-                f"(configured zones: {known}). Note that kachery-flows does not use "
-                "kachery-cloud's gateway zones; see docs/zones.md."
+                f"(configured zones: {known}). For a zone of the kachery network use "
+                f"KACHERY_ZONE=kachery:{spec}; see docs/zones.md."
             )
         return _make_zone(f"zone {spec!r} in {settings.zones_file}", zones[spec], settings)
     return _make_zone(f"zone {spec!r}", {"url": spec}, settings)

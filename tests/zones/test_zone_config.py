@@ -125,6 +125,14 @@ def test_unknown_name_lists_the_configured_zones(root: Path) -> None:
     with pytest.raises(ZoneError, match=r"'aind'.*configured zones: lab, s3") as info:
         open_zone("aind")
     assert str(path) in str(info.value)
+    assert "KACHERY_ZONE=kachery:aind" in str(info.value)  # kachery 2's spelling, fixed
+
+
+def test_kachery_network_specs_are_opened_as_on_main() -> None:
+    from kachery_flows.zones.kachery_network import KacheryNetworkZone
+
+    zone = open_zone("kachery:default")
+    assert isinstance(zone, KacheryNetworkZone) and zone.zone_name == "default"
 
 
 def test_unreadable_json_is_a_zone_error(root: Path) -> None:
