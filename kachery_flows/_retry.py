@@ -44,6 +44,9 @@ class RetryPolicy:
     jitter:
         Sleep a random 50-100 % of the computed delay, so many clients do not retry
         in lockstep.
+    budget_variable:
+        The environment variable named in the give-up message as the way to change the
+        time budget.
     """
 
     total_seconds: float = 60.0
@@ -52,6 +55,7 @@ class RetryPolicy:
     max_delay: float = 8.0
     multiplier: float = 2.0
     jitter: bool = True
+    budget_variable: str = "KACHERY_FLOWS_RETRY_SECONDS"
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
@@ -95,20 +99,20 @@ class RetryPolicy:
             except ZoneUnavailableError as exc:
                 elapsed = clock() - start
                 if attempt > len(delays):
-                    raise _exhausted(exc, attempt, elapsed, "attempts") from exc
+                    raise self._exhausted(exc, attempt, elapsed, "attempts") from exc
                 delay = delays[attempt - 1]
                 if self.jitter:
                     delay *= random.uniform(0.5, 1.0)
                 if elapsed + delay > self.total_seconds:
-                    raise _exhausted(exc, attempt, elapsed, "time budget") from exc
+                    raise self._exhausted(exc, attempt, elapsed, "time budget") from exc
                 sleep(delay)
 
 
-def _exhausted(
-    exc: ZoneUnavailableError, attempts: int, elapsed: float, limit: str
-) -> ZoneUnavailableError:
-    noun = "attempt" if attempts == 1 else "attempts"
-    return ZoneUnavailableError(
-        f"{exc} (gave up after {attempts} {noun} in {elapsed:.1f} s: retry {limit} "
-        "exhausted; KACHERY_FLOWS_RETRY_SECONDS sets the time budget)"
-    )
+    def _exhausted(
+        self, exc: ZoneUnavailableError, attempts: int, elapsed: float, limit: str
+    ) -> ZoneUnavailableError:
+        noun = "attempt" if attempts == 1 else "attempts"
+        return ZoneUnavailableError(
+            f"{exc} (gave up after {attempts} {noun} in {elapsed:.1f} s: retry {limit} "
+            f"exhausted; {self.budget_variable} sets the time budget)"
+        )
