@@ -29,6 +29,7 @@ from ._api import (
 from .errors import (
     CorruptObjectError,
     DecodeError,
+    InvalidRefNameError,
     InvalidURIError,
     KacheryError,
     ObjectNotFoundError,
@@ -48,6 +49,7 @@ __version__ = "0.1.0"
 __all__ = [
     "CorruptObjectError",
     "DecodeError",
+    "InvalidRefNameError",
     "InvalidURIError",
     "KacheryError",
     "ObjectNotFoundError",

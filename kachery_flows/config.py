@@ -6,7 +6,10 @@ variable                   meaning
 ``KACHERY_CLOUD_DIR``      root of the local store (default ``~/.kachery-cloud``), shared
                            with kachery-cloud
 ``KACHERY_ZONE``           zone the store shares objects through: a name from the zone
-                           config file, or a URL (``file://``, ``s3://``, ``https://``)
+                           config file ``<root>/zones.json``, or a URL (``file://``,
+                           ``s3://``, ``https://``; see ``docs/zones.md``)
+``KACHERY_FLOWS_RETRY_SECONDS`` time budget for retrying one transient zone failure
+                           (default 60)
 ``KACHERY_FLOWS_FSYNC``    ``0`` turns off fsync on writes (scratch stores only)
 ``KACHERY_CLOUD_MULTI_USER`` ``1`` makes new directories group-writable + setgid and
                            files group-readable, for a lab-shared store
@@ -31,6 +34,7 @@ __all__ = [
     "DEFAULT_KACHERY_BASE_URL",
     "DEFAULT_KACHERY_GATEWAY_URL",
     "ENV_VARIABLES",
+    "ZONES_FILE_NAME",
     "NetworkSettings",
     "Settings",
     "default_root",
@@ -46,9 +50,12 @@ ENV_VARIABLES = (
     "KACHERY_ZONE",
     "KACHERY_FLOWS_FSYNC",
     "KACHERY_CLOUD_MULTI_USER",
+    "KACHERY_FLOWS_RETRY_SECONDS",
     "HOME",
 )
 
+#: The zone config file's name, in the store root (``$KACHERY_CLOUD_DIR``).
+ZONES_FILE_NAME = "zones.json"
 #: kachery 2's public service (kachery 2 reads ``KACHERY_BASE_URL`` to override it).
 DEFAULT_KACHERY_BASE_URL = "https://kachery.vercel.app"
 #: kachery-cloud's legacy gateway (kachery-cloud reads ``KACHERY_GATEWAY_URL``).
@@ -70,6 +77,19 @@ def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ValueError(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no or on/off")
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"{name}={raw!r} is not a number of seconds (e.g. 30)")
+    return value
+
+
 def default_root(env: Mapping[str, str] | None = None) -> Path:
     """The local store root: ``$KACHERY_CLOUD_DIR`` or ``~/.kachery-cloud``."""
     env = os.environ if env is None else env
@@ -87,6 +107,12 @@ class Settings:
     zone: str | None
     fsync: bool
     multi_user: bool
+    retry_seconds: float = 60.0
+
+    @property
+    def zones_file(self) -> Path:
+        """Where named zones are configured: ``<root>/zones.json``."""
+        return self.root / ZONES_FILE_NAME
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -98,6 +124,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         zone=zone,
         fsync=_flag(env, "KACHERY_FLOWS_FSYNC", True),
         multi_user=_flag(env, "KACHERY_CLOUD_MULTI_USER", False),
+        retry_seconds=_seconds(env, "KACHERY_FLOWS_RETRY_SECONDS", 60.0),
     )
 
 

@@ -5,6 +5,7 @@ mixes in the builtin exception a caller would naturally catch::
 
     KacheryError
     ├── InvalidURIError          (also ValueError)
+    ├── InvalidRefNameError      (also ValueError)
     ├── ObjectNotFoundError      (also FileNotFoundError)
     ├── CorruptObjectError
     ├── DecodeError              (also ValueError)
@@ -25,6 +26,7 @@ import errno
 __all__ = [
     "CorruptObjectError",
     "DecodeError",
+    "InvalidRefNameError",
     "InvalidURIError",
     "KacheryError",
     "ObjectNotFoundError",
@@ -43,6 +45,14 @@ class KacheryError(Exception):
 
 class InvalidURIError(KacheryError, ValueError):
     """A string is not a valid kachery URI (raised before any file system access)."""
+
+
+class InvalidRefNameError(KacheryError, ValueError):
+    """A zone ref name is not '/'-separated segments of letters, digits, '-', '_' and '.'.
+
+    Ref names become object keys and file paths, so anything that could escape the
+    zone's ``refs/`` prefix (empty, ``.`` or ``..`` segments, backslashes, ...) is refused.
+    """
 
 
 class ObjectNotFoundError(KacheryError, FileNotFoundError):

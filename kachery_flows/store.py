@@ -9,7 +9,8 @@ Layout (shared with kachery-cloud)::
 
 Writes are atomic (see :mod:`kachery_flows._atomic`). Reads from the local cache are
 trusted unless ``verify=True``; every byte that comes from a zone is hashed before it
-enters the cache.
+enters the cache: it is downloaded to a staging temp file, hashed, and renamed into the
+cache only if the hash matches.
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ from .config import load_settings, settings_fingerprint
 from .errors import CorruptObjectError, ObjectNotFoundError, StoreWriteError
 from .hashing import HashingWriter, sha1_of_file
 from .uri import Ref, is_sha1_hex, parse_uri
-from .zones.base import Zone, object_key
+from .zones.base import Progress, Zone, object_key
 
 __all__ = ["Store", "VerifyReport", "get_default_store"]
 
-Progress = Callable[[int], object]
 _INTERNAL_DIR = ".kachery-flows"
+# A download whose bytes do not match is fetched once more before CorruptObjectError:
+# bytes damaged in transit are then repaired, while a corrupt zone object costs one
+# extra download (restic's "retry once" rule).
+_DOWNLOAD_ATTEMPTS = 2
 
 
 @dataclass
@@ -76,8 +80,11 @@ class Store:
         Directory holding ``sha1/aa/bb/cc/<hash>``; default ``$KACHERY_CLOUD_DIR`` or
         ``~/.kachery-cloud``. Created on first write, never on construction.
     zone:
-        Where objects are shared beyond this machine. ``store_*`` uploads to it and
-        ``load_*`` falls back to it; ``store_*_local`` never uploads.
+        Where objects are shared beyond this machine: a :class:`~kachery_flows.zones.Zone`
+        or a spec string as in ``KACHERY_ZONE`` (a zone name from
+        ``$KACHERY_CLOUD_DIR/zones.json``, or a ``file://``, ``s3://`` or ``https://``
+        URL). ``store_*`` uploads to it (when it is writable) and ``load_*`` falls back
+        to it; ``store_*_local`` never uploads.
     fsync:
         fsync each object (and its directory) before it becomes visible. Default on;
         ``KACHERY_FLOWS_FSYNC=0`` turns it off for scratch stores.
@@ -91,13 +98,15 @@ class Store:
         self,
         root: str | os.PathLike[str] | None = None,
         *,
-        zone: Zone | None = None,
+        zone: Zone | str | None = None,
         fsync: bool | None = None,
         group_shared: bool | None = None,
     ) -> None:
         settings = load_settings()
         self.root = Path(root).expanduser() if root is not None else settings.root
-        self.zone = zone
+        self.zone: Zone | None = (
+            _open_configured_zone(zone) if isinstance(zone, str) else zone
+        )
         self.fsync = settings.fsync if fsync is None else fsync
         self.group_shared = settings.multi_user if group_shared is None else group_shared
 
@@ -195,8 +204,11 @@ class Store:
         except OSError as exc:
             raise StoreWriteError.from_os_error(exc, "mark", marker) from exc
 
-    def upload(self, uri: str | Ref) -> bool:
-        """Copy a local object to the zone; False if there is no writable zone."""
+    def upload(self, uri: str | Ref, *, progress: Progress | None = None) -> bool:
+        """Copy a local object to the zone; False if there is no writable zone.
+
+        An object the zone already holds is not sent again.
+        """
         ref = parse_uri(uri)
         if self.zone is None or not self.zone.writable:
             return False
@@ -206,8 +218,15 @@ class Store:
                 f"{ref.uri} is not in the local store {self.root}; nothing to upload",
                 uri=ref.uri,
             )
-        self.zone.put(path, ref.sha1)
+        self.zone.put(path, ref.sha1, progress)
         return True
+
+    def download(self, uri: str | Ref, *, progress: Progress | None = None) -> str:
+        """Make sure the object is in the local cache (fetched and verified from the
+        zone if needed) and return its local path."""
+        ref = parse_uri(uri)
+        path = self._local_path(ref)
+        return str(path if path is not None else self._fetch(ref, progress))
 
     def put_bytes(self, data: bytes, label: str | None = None, *, local: bool = False) -> Ref:
         """Store raw bytes and return their :class:`Ref`."""
@@ -302,36 +321,33 @@ class Store:
             hint += f" ({detail})"
         return ObjectNotFoundError(f"{ref.uri} was not found in {where}{hint}", uri=ref.uri)
 
-    def _fetch(self, ref: Ref) -> Path:
+    def _fetch(self, ref: Ref, progress: Progress | None = None) -> Path:
         zone = self._zone_for(ref)
         if zone is None:
             raise self._not_found(ref, zone)
-        with staged_writer(
-            self.staging_dir, fsync=False, group_shared=self.group_shared
-        ) as writer:
-            pass
-        temp = writer.path
-        try:
-            try:
-                zone.get(ref.sha1, temp)
-            except ObjectNotFoundError as exc:
-                raise self._not_found(ref, zone, str(exc)) from exc
-            actual = sha1_of_file(temp)
-            if actual != ref.sha1:
-                raise CorruptObjectError(
-                    f"bytes downloaded for {ref.uri} from zone {zone.name} hash to "
-                    f"{actual}; they were discarded and nothing entered the cache",
-                    uri=ref.uri,
-                    actual_sha1=actual,
-                )
-            if self.fsync:
-                with open(temp, "rb") as f:
-                    os.fsync(f.fileno())
-            dest = self.root / object_key(ref.sha1)
-            publish(temp, dest, fsync=self.fsync, group_shared=self.group_shared)
-            return dest
-        finally:
-            temp.unlink(missing_ok=True)
+        actual = ""
+        for _attempt in range(_DOWNLOAD_ATTEMPTS):
+            with staged_writer(
+                self.staging_dir, fsync=self.fsync, group_shared=self.group_shared
+            ) as writer:
+                try:
+                    zone.get(ref.sha1, writer.path, progress)
+                except ObjectNotFoundError as exc:
+                    raise self._not_found(ref, zone, str(exc)) from exc
+                actual = sha1_of_file(writer.path)
+            if actual == ref.sha1:
+                dest = self.root / object_key(ref.sha1)
+                publish(writer.path, dest, fsync=self.fsync, group_shared=self.group_shared)
+                return dest
+            writer.path.unlink(missing_ok=True)
+        raise CorruptObjectError(
+            f"bytes downloaded for {ref.uri} from zone {zone.name} hash to {actual} "
+            f"({_DOWNLOAD_ATTEMPTS} attempts); they were discarded and nothing entered the "
+            "cache. The zone's copy is damaged: re-upload it from a good copy "
+            "(kachery-flows push).",
+            uri=ref.uri,
+            actual_sha1=actual,
+        )
 
     def _ensure_local(self, ref: Ref, *, verify: bool) -> Path:
         path = self._local_path(ref)
@@ -549,10 +565,10 @@ _default: tuple[tuple[Any, ...], Store] | None = None
 _default_fingerprint: tuple[tuple[str | None, ...], Store] | None = None
 
 
-def _open_configured_zone(spec: str, root: Path) -> Zone:
+def _open_configured_zone(spec: str) -> Zone:
     from .zones import open_zone
 
-    return open_zone(spec, root=root)
+    return open_zone(spec)
 
 
 def get_default_store() -> Store:
@@ -567,10 +583,13 @@ def get_default_store() -> Store:
     if cached is not None and cached[0] == fingerprint:
         return cached[1]
     settings = load_settings()
-    key = (settings.root, settings.zone, settings.fsync, settings.multi_user)
+    key = (
+        settings.root, settings.zone, settings.fsync, settings.multi_user,
+        settings.retry_seconds,
+    )
     with _default_lock:
         if _default is None or _default[0] != key:
-            zone = _open_configured_zone(settings.zone, settings.root) if settings.zone else None
+            zone = _open_configured_zone(settings.zone) if settings.zone else None
             _default = (key, Store(settings.root, zone=zone))
         store = _default[1]
         _default_fingerprint = (fingerprint, store)

@@ -118,7 +118,10 @@ def cmd_config(args: argparse.Namespace) -> int:
         "root": str(store.root),
         "KACHERY_CLOUD_DIR": os.environ.get("KACHERY_CLOUD_DIR"),
         "KACHERY_ZONE": settings.zone,
+        "zones_file": str(settings.zones_file),
         "zone": store.zone.name if store.zone is not None else None,
+        "zone_type": type(store.zone).__name__ if store.zone is not None else None,
+        "zone_writable": store.zone.writable if store.zone is not None else None,
         "fsync": store.fsync,
         "group_shared": store.group_shared,
     }

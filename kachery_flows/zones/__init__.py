@@ -1,33 +1,44 @@
-"""Zones: shared directories, S3/fsspec buckets and read-only HTTP mirrors."""
+"""Zones: shared directories, S3/fsspec buckets and read-only HTTP mirrors.
+
+``LocalZone`` is imported eagerly (it needs nothing beyond the standard library);
+``HttpZone`` (requests) and ``FsspecZone`` (fsspec, s3fs) are imported on first use, so
+``import kachery_flows`` stays light.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from ..errors import ZoneError
-from .base import Zone, object_key
+from ._open import load_zones_file, open_zone
+from .base import Zone, object_key, ref_key, validate_ref_name
 from .local import LocalZone
 
-__all__ = ["LocalZone", "Zone", "object_key", "open_zone"]
+if TYPE_CHECKING:
+    from .fsspec import FsspecZone, s3_storage_options
+    from .http import HttpZone
+
+__all__ = [
+    "FsspecZone",
+    "HttpZone",
+    "LocalZone",
+    "Zone",
+    "load_zones_file",
+    "object_key",
+    "open_zone",
+    "ref_key",
+    "s3_storage_options",
+    "validate_ref_name",
+]
+
+_LAZY = {
+    "FsspecZone": ".fsspec",
+    "s3_storage_options": ".fsspec",
+    "HttpZone": ".http",
+}
 
 
-def open_zone(spec: str, *, root: Path | None = None) -> Zone:
-    """Open the zone named by ``spec`` (as in ``KACHERY_ZONE``).
-
-    ``file:///path`` or an absolute path opens a :class:`LocalZone`; ``kachery:<zone>``
-    opens that zone of the kachery network
-    (:class:`~kachery_flows.zones.kachery_network.KacheryNetworkZone`).
-    """
-    if spec.startswith("file://"):
-        return LocalZone(spec[len("file://") :])
-    if spec.startswith("/"):
-        return LocalZone(spec)
-    # --- kachery network zone (kachery:<zone name>) ---------------------------------
-    if spec.startswith("kachery:"):
-        from .kachery_network import KacheryNetworkZone
-
-        return KacheryNetworkZone.from_spec(spec)
-    # --- end kachery network zone ----------------------------------------------------
-    raise ZoneError(
-        f"cannot open zone {spec!r}: expected file:///path/to/zone or an absolute path"
-    )
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

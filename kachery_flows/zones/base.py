@@ -1,18 +1,32 @@
 """The :class:`Zone` interface: where shared objects live beyond the local cache.
 
-A zone stores immutable objects under their SHA-1 (keys ``[prefix/]sha1/aa/bb/cc/<hash>``)
-plus a small mutable name -> text map (``get_ref``/``set_ref``) used by the action cache.
-Zones move bytes only; verification, retries of whole operations, and the local cache in
-front of every zone live in :class:`kachery_flows.store.Store`, written once.
+Every zone uses one key layout, so a directory synced to a bucket (or served over HTTP)
+is a valid zone as it is::
+
+    [prefix/]sha1/aa/bb/cc/<hash>     immutable objects, named by the SHA-1 of their bytes
+    [prefix/]refs/<name>              mutable name -> UTF-8 text map (action-cache records)
+
+Zones move bytes only. Hash verification of everything read from a zone, and the local
+cache in front of every zone, live in :class:`kachery_flows.store.Store`, written once;
+zones retry transient failures with :class:`kachery_flows._retry.RetryPolicy`.
 """
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-__all__ = ["Zone", "object_key"]
+from ..errors import InvalidRefNameError, ZoneError, ZonePermissionError
+
+__all__ = ["Progress", "Zone", "object_key", "ref_key", "validate_ref_name"]
+
+#: Called with the number of bytes just transferred.
+Progress = Callable[[int], object]
+
+_REF_SEGMENT = re.compile(r"[A-Za-z0-9_.\-]+")
+_MAX_REF_NAME = 1024
 
 
 def object_key(sha1: str) -> str:
@@ -20,17 +34,45 @@ def object_key(sha1: str) -> str:
     return f"sha1/{sha1[0:2]}/{sha1[2:4]}/{sha1[4:6]}/{sha1}"
 
 
+def validate_ref_name(name: str) -> str:
+    """Return ``name`` if it is a safe ref name, else raise :class:`InvalidRefNameError`.
+
+    A ref name is one or more ``/``-separated segments of ASCII letters, digits, ``-``,
+    ``_`` and ``.``, none of them empty, ``.`` or ``..``, at most 1024 characters in all.
+    So a ref key can never leave the zone's ``refs/`` prefix.
+    """
+    if not isinstance(name, str) or not 0 < len(name) <= _MAX_REF_NAME:
+        raise InvalidRefNameError(
+            f"invalid ref name {name!r}: expected a non-empty string of at most "
+            f"{_MAX_REF_NAME} characters"
+        )
+    for segment in name.split("/"):
+        if segment in (".", "..") or not _REF_SEGMENT.fullmatch(segment):
+            raise InvalidRefNameError(
+                f"invalid ref name {name!r}: use '/'-separated segments of ASCII letters, "
+                "digits, '-', '_' and '.' (no empty, '.' or '..' segments)"
+            )
+    return name
+
+
+def ref_key(name: str) -> str:
+    """The relative key of a ref: ``refs/<name>`` (``name`` is validated)."""
+    return f"refs/{validate_ref_name(name)}"
+
+
 class Zone(ABC):
     """A place objects are shared through (shared directory, S3 bucket, HTTP mirror).
 
-    Implementations receive only validated 40-hex hashes. ``get`` writes the raw bytes to
-    ``dest`` (a temp file the store then hashes); it must raise
-    :class:`~kachery_flows.errors.ObjectNotFoundError` when the object is absent,
-    :class:`~kachery_flows.errors.ZoneUnavailableError` for transient trouble and
-    :class:`~kachery_flows.errors.ZonePermissionError` when access is denied.
+    Implementations receive only validated 40-hex hashes and must raise typed errors:
+    :class:`~kachery_flows.errors.ObjectNotFoundError` when an object is absent,
+    :class:`~kachery_flows.errors.ZoneUnavailableError` for transient trouble that
+    outlived the zone's retries, and :class:`~kachery_flows.errors.ZonePermissionError`
+    when access is denied or the zone is read-only.
+
+    ``kachery_flows.testing.ZoneTests`` is the conformance suite a zone must pass.
     """
 
-    #: Human-readable name used in error messages (e.g. the URL).
+    #: Human-readable name used in error messages (a URL, without credentials).
     name: str = "zone"
     #: ``put``, ``delete`` and ``set_ref`` are supported (unless the flags below say not).
     writable: bool = True
@@ -48,16 +90,25 @@ class Zone(ABC):
         """Whether the zone holds the object."""
 
     @abstractmethod
-    def get(self, sha1: str, dest: Path) -> None:
-        """Download the object's bytes to ``dest`` (overwriting it)."""
+    def get(self, sha1: str, dest: Path, progress: Progress | None = None) -> None:
+        """Download the object's bytes to the file ``dest`` (created or overwritten).
+
+        The caller hashes ``dest`` before trusting it; ``progress(n)`` may be called as
+        bytes arrive.
+        """
 
     @abstractmethod
-    def put(self, src: Path, sha1: str) -> None:
-        """Upload a verified local file as object ``sha1`` (existing object: success)."""
+    def put(self, src: Path, sha1: str, progress: Progress | None = None) -> None:
+        """Upload a local file as object ``sha1``.
+
+        An object already present is success. If ``src`` does not hash to ``sha1`` the
+        zone must raise :class:`~kachery_flows.errors.CorruptObjectError` and publish
+        nothing.
+        """
 
     @abstractmethod
     def iter_hashes(self) -> Iterator[str]:
-        """Yield the hashes of all objects in the zone."""
+        """Yield the hashes of all objects in the zone (in no particular order)."""
 
     @abstractmethod
     def delete(self, sha1: str) -> None:
@@ -65,11 +116,19 @@ class Zone(ABC):
 
     @abstractmethod
     def get_ref(self, name: str) -> str | None:
-        """Read a mutable ref (None if unset)."""
+        """Read a ref's text (None if unset)."""
 
     @abstractmethod
     def set_ref(self, name: str, value: str | None) -> None:
-        """Write (or, with None, remove) a mutable ref."""
+        """Set a ref atomically (last writer wins); ``None`` removes it."""
+
+    def _require_writable(self, what: str) -> None:
+        if not self.writable:
+            raise ZonePermissionError(f"zone {self.name} is read-only: cannot {what}")
+
+    def _require_listable(self) -> None:
+        if not self.listable:
+            raise ZoneError(f"zone {self.name} cannot list its objects")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

@@ -34,6 +34,7 @@ from typing import Any, NoReturn
 
 import requests
 
+from .._retry import RetryPolicy
 from ..config import default_root, load_network_settings
 from ..errors import (
     CorruptObjectError,
@@ -45,8 +46,7 @@ from ..errors import (
 from ..hashing import sha1_of_file
 from ..uri import Ref
 from ._kachery_gateway import LegacyGateway, find_file_envelope, load_client_keys, signing_available
-from ._kachery_retry import RetryPolicy, Transient, with_retries
-from .base import Zone
+from .base import Progress, Zone
 
 __all__ = [
     "WORK_TOKEN_DIFFICULTY",
@@ -188,7 +188,14 @@ class KacheryNetworkZone(Zone):
             settings.allow_public_zones if allow_public_zones is None else allow_public_zones
         )
         self.legacy_gateway = legacy_gateway
-        self.retry = retry if retry is not None else RetryPolicy(budget=settings.retry_seconds)
+        self.retry = (
+            retry
+            if retry is not None
+            else RetryPolicy(
+                total_seconds=settings.retry_seconds,
+                budget_variable="KACHERY_NETWORK_RETRY_SECONDS",
+            )
+        )
         self.timeout = timeout
         self.name = f"kachery:{zone_name} ({self.base_url})"
         self._local = threading.local()
@@ -257,7 +264,7 @@ class KacheryNetworkZone(Zone):
         text = f"{what}: HTTP {resp.status_code} {resp.reason}: {message}"
         permanent = any(p.lower() in message.lower() for p in _PERMANENT_SERVER_ERRORS)
         if (resp.status_code >= 500 or resp.status_code == 429) and not permanent:
-            return Transient(text)
+            return ZoneUnavailableError(text)
         if resp.status_code in (401, 403) or "API token" in message:
             return ZonePermissionError(f"{text}. {self._permission_hint()}")
         if "Zone not found" in message:
@@ -275,7 +282,7 @@ class KacheryNetworkZone(Zone):
                 url, data=json.dumps(body).encode(), headers=headers, timeout=self.timeout
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise Transient(f"{what}: {exc}") from exc
+            raise ZoneUnavailableError(f"{what}: {exc}") from exc
         except requests.RequestException as exc:
             raise ZoneError(f"{what}: {exc}") from exc
         with resp:
@@ -293,7 +300,7 @@ class KacheryNetworkZone(Zone):
         """POST to the kachery 2 API, retrying transient failures."""
         what = f"{endpoint} at {self.name}"
         url = f"{self.base_url}/api/{endpoint}"
-        result: dict[str, Any] = with_retries(self.retry, what, lambda: self._post(url, body, what))
+        result: dict[str, Any] = self.retry.call(lambda: self._post(url, body, what))
         return result
 
     # ------------------------------------------------------------------ read
@@ -335,7 +342,7 @@ class KacheryNetworkZone(Zone):
             return self._post(url, envelope, f"findFile at {where}", signed=True)
 
         try:
-            data = with_retries(self.retry, f"findFile at {where}", attempt)
+            data = self.retry.call(attempt)
         except ZoneUnavailableError:
             raise
         except ZoneError as exc:
@@ -358,14 +365,14 @@ class KacheryNetworkZone(Zone):
             return found
         raise ObjectNotFoundError(f"sha1://{sha1} is {found.reason}", uri=f"sha1://{sha1}")
 
-    def get(self, sha1: str, dest: Path) -> None:
+    def get(self, sha1: str, dest: Path, progress: Progress | None = None) -> None:
         found = self._located(sha1)
         refreshed = False
 
         def attempt() -> None:
             nonlocal found, refreshed
             try:
-                self._download(found, dest, sha1)
+                self._download(found, dest, sha1, progress)
             except _UrlRefused as exc:
                 if refreshed:
                     raise ZonePermissionError(
@@ -374,16 +381,20 @@ class KacheryNetworkZone(Zone):
                     ) from None
                 refreshed = True
                 found = self._located(sha1)
-                raise Transient(f"signed URL refused ({exc}); asked for a fresh one") from None
+                raise ZoneUnavailableError(
+                    f"signed URL refused ({exc}); asked for a fresh one"
+                ) from None
 
-        with_retries(self.retry, f"download of sha1://{sha1} from {self.name}", attempt)
+        self.retry.call(attempt)
 
-    def _download(self, found: _Found, dest: Path, sha1: str) -> None:
+    def _download(
+        self, found: _Found, dest: Path, sha1: str, progress: Progress | None = None
+    ) -> None:
         what = f"download from {found.source}"
         try:
             resp = self._session().get(found.url, stream=True, timeout=self.timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise Transient(f"{what}: {exc}") from exc
+            raise ZoneUnavailableError(f"{what}: {exc}") from exc
         except requests.RequestException as exc:
             raise ZoneError(f"{what}: {exc}") from exc
         with resp:
@@ -398,12 +409,20 @@ class KacheryNetworkZone(Zone):
                 )
             if status != 200:
                 raise self._http_failure(what, resp)
-            written = self._write_body(resp, dest, found.size, what)
+            written = self._write_body(resp, dest, found.size, what, progress)
         if found.size is not None and written < found.size:
-            raise Transient(f"{what}: the body ended after {written} of {found.size} bytes")
+            raise ZoneUnavailableError(
+                f"{what}: the body ended after {written} of {found.size} bytes"
+            )
 
     @staticmethod
-    def _write_body(resp: requests.Response, dest: Path, size: int | None, what: str) -> int:
+    def _write_body(
+        resp: requests.Response,
+        dest: Path,
+        size: int | None,
+        what: str,
+        progress: Progress | None = None,
+    ) -> int:
         # One byte past the announced size is enough to prove the bytes wrong (the store
         # then rejects them by hash) and stops a server that never ends its body.
         limit = size + 1 if size is not None else None
@@ -416,16 +435,20 @@ class KacheryNetworkZone(Zone):
                         return limit
                     f.write(chunk)
                     written += len(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
             except (
                 requests.ConnectionError,
                 requests.Timeout,
                 requests.exceptions.ChunkedEncodingError,
             ) as exc:
-                raise Transient(f"{what}: the connection broke after {written} bytes") from exc
+                raise ZoneUnavailableError(
+                    f"{what}: the connection broke after {written} bytes"
+                ) from exc
         return written
 
     # ----------------------------------------------------------------- write
-    def put(self, src: Path, sha1: str) -> None:
+    def put(self, src: Path, sha1: str, progress: Progress | None = None) -> None:
         if not self.api_key and self.zone_name != _SCRATCH_ZONE:
             raise ZonePermissionError(
                 f"publishing sha1://{sha1} to kachery zone {self.name} needs an API key "
@@ -460,7 +483,9 @@ class KacheryNetworkZone(Zone):
             if answer.get("alreadyExists") is True:
                 return None
             if answer.get("alreadyPending") is True:
-                raise Transient(f"another upload of sha1://{sha1} to {self.name} is pending")
+                raise ZoneUnavailableError(
+                    f"another upload of sha1://{sha1} to {self.name} is pending"
+                )
             url = _signed_url(answer, "signedUploadUrl", f"initiateFileUpload at {self.name}")
             object_key = answer.get("objectKey")
             if not isinstance(object_key, str) or not object_key:
@@ -476,12 +501,12 @@ class KacheryNetworkZone(Zone):
                         f"twice: {exc}"
                     ) from None
                 refreshed = True
-                raise Transient(
+                raise ZoneUnavailableError(
                     f"signed upload URL refused ({exc}); asking for a fresh one"
                 ) from None
             return {"objectKey": object_key}
 
-        uploaded = with_retries(self.retry, f"upload of sha1://{sha1} to {self.name}", attempt)
+        uploaded = self.retry.call(attempt)
         if uploaded is None:
             return
         answer = self._api(
@@ -509,7 +534,7 @@ class KacheryNetworkZone(Zone):
                     url, data=f, headers={"Content-Length": str(size)}, timeout=self.timeout
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
-                raise Transient(f"{what}: {exc}") from exc
+                raise ZoneUnavailableError(f"{what}: {exc}") from exc
             except requests.RequestException as exc:
                 raise ZoneError(f"{what}: {exc}") from exc
         with resp:

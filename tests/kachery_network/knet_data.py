@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from kachery_flows.zones._kachery_retry import RetryPolicy
+from kachery_flows._retry import RetryPolicy
 
 #: Alice's API key: a member who may upload to "default" and read/write "lab".
 API_KEY = "AbCdEfGhIjKlMnOpQrStUvWxYz012345"
 #: Mallory's key: a registered user with no rights on "default" or "lab".
 OUTSIDER_KEY = "ZyXwVuTsRqPoNmLkJiHgFeDcBa987654"
 #: Fast retries: many attempts, tiny waits, a bound on the total.
-FAST = RetryPolicy(attempts=5, budget=30.0, first_delay=0.01, max_delay=0.05)
+FAST = RetryPolicy(
+    max_attempts=5,
+    total_seconds=30.0,
+    initial_delay=0.01,
+    max_delay=0.05,
+    budget_variable="KACHERY_NETWORK_RETRY_SECONDS",
+)
 
 # Keys and signatures from shared/reference/kachery.md section 6 (made with kachery-cloud).
 VECTOR_PRIVATE_KEY = "6a8ec152223fc8ccc0c441ee99805adf327d43f6ce3545197a4ecc1bc4f4497d"

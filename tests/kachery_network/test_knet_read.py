@@ -214,6 +214,6 @@ def test_cli_loads_kachery_uris(
     assert main(["cat", "kachery:scratch:sha1:" + "8" * 40]) == EXIT_CODES["not_found"]
     assert main(["cat", "kachery:nosuchzone:sha1:" + "8" * 40]) == EXIT_CODES["zone"]
     other = kserver.add_object("default", b"will be mangled")
-    kserver.inject("download", Fault("corrupt"))
+    kserver.inject("download", Fault("corrupt"), times=2)  # the store downloads twice
     assert main(["cat", f"kachery:default:sha1:{other}"]) == EXIT_CODES["corrupt"]
     assert "discarded" in capsys.readouterr().err

@@ -1,0 +1,336 @@
+"""A zone on any fsspec file system: S3 (s3fs), MinIO and other S3-compatible stores,
+GCS, Azure, ... Keys are ``[prefix/]sha1/aa/bb/cc/<hash>`` and ``[prefix/]refs/<name>``.
+
+fsspec and the protocol's package (``s3fs`` for ``s3://``, the ``s3`` extra) are imported
+when a zone is created, never at ``import kachery_flows``.
+
+S3 credentials, region and endpoint come from the standard AWS sources (environment
+variables such as ``AWS_ACCESS_KEY_ID``, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL``; the files
+``~/.aws/config`` and ``~/.aws/credentials``), unless ``storage_options`` override them
+(see :func:`s3_storage_options`). Retries are this package's (:class:`RetryPolicy`):
+s3fs's and botocore's own retry loops are turned off for the zone's file system, so one
+policy bounds the total time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import posixpath
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .._retry import RetryPolicy
+from ..errors import (
+    CorruptObjectError,
+    KacheryError,
+    ObjectNotFoundError,
+    ZoneError,
+    ZonePermissionError,
+    ZoneUnavailableError,
+)
+from ..hashing import sha1_of_file
+from ..uri import is_sha1_hex
+from .base import Progress, Zone, object_key, ref_key
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+__all__ = ["FsspecZone", "s3_storage_options"]
+
+T = TypeVar("T")
+
+# errno values that mean "try again" when an fsspec backend reports them (s3fs maps
+# S3 500 to EREMOTEIO, 503/SlowDown to EBUSY and unknown server errors to EIO).
+_TRANSIENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "EIO", "EREMOTEIO", "EBUSY", "EAGAIN", "ETIMEDOUT", "ECONNRESET", "ECONNREFUSED",
+        "ECONNABORTED", "EPIPE", "ENETUNREACH", "EHOSTUNREACH",
+    )
+    if hasattr(errno, name)
+)
+
+
+def s3_storage_options(
+    *,
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+    region: str | None = None,
+    anon: bool | None = None,
+) -> dict[str, Any]:
+    """s3fs options for the common per-zone overrides of the AWS defaults.
+
+    ``endpoint_url`` (e.g. a MinIO server), ``profile`` (a section of the AWS config
+    files), ``region`` and ``anon`` (unsigned requests to a public bucket). Options left
+    None keep the AWS default (environment variables, then config files).
+    """
+    options: dict[str, Any] = {}
+    if endpoint_url is not None:
+        options["endpoint_url"] = endpoint_url
+    if profile is not None:
+        options["profile"] = profile
+    if region is not None:
+        options["client_kwargs"] = {"region_name": region}
+    if anon is not None:
+        options["anon"] = anon
+    return options
+
+
+def _s3_defaults(options: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(options)
+    # A zone sees objects appear from other writers: never answer from a stale listing.
+    merged.setdefault("use_listings_cache", False)
+    # Our RetryPolicy bounds the time; botocore's own retries would multiply it.
+    config = dict(merged.get("config_kwargs") or {})
+    config.setdefault("retries", {"total_max_attempts": 1, "mode": "standard"})
+    merged["config_kwargs"] = config
+    return merged
+
+
+class FsspecZone(Zone):
+    """A zone at ``url`` on an fsspec file system (``s3://bucket/prefix``, ``gs://...``).
+
+    Parameters
+    ----------
+    url:
+        Bucket (and optional prefix) URL understood by ``fsspec.url_to_fs``.
+    storage_options:
+        Passed to the file system (for S3 see :func:`s3_storage_options`).
+    read_only:
+        Refuse ``put``, ``delete`` and ``set_ref``.
+    retry:
+        Retry policy for transient failures (default: :meth:`RetryPolicy.from_settings`).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        storage_options: Mapping[str, Any] | None = None,
+        read_only: bool = False,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        try:
+            import fsspec
+        except ImportError as exc:  # pragma: no cover - fsspec comes with the s3 extra
+            raise ZoneError(
+                f"cannot open zone {url}: fsspec is not installed "
+                "(pip install 'kachery-flows[s3]')"
+            ) from exc
+        self._args = (url, dict(storage_options or {}), read_only, retry)
+        protocol = url.split("://", 1)[0] if "://" in url else "file"
+        options = dict(storage_options or {})
+        if protocol in ("s3", "s3a"):
+            options = _s3_defaults(options)
+        options.setdefault("skip_instance_cache", True)
+        try:
+            fs, root = fsspec.core.url_to_fs(url, **options)
+        except ImportError as exc:
+            extra = " (pip install 'kachery-flows[s3]')" if protocol.startswith("s3") else ""
+            raise ZoneError(f"cannot open zone {url}: {exc}{extra}") from exc
+        except (ValueError, TypeError) as exc:
+            raise ZoneError(f"cannot open zone {url}: {exc}") from exc
+        if protocol in ("s3", "s3a"):
+            fs.retries = 1  # s3fs's own retry loop; ours is in charge
+        self.fs: AbstractFileSystem = fs
+        self.root = root.rstrip("/")
+        self.name = url.rstrip("/")
+        self.writable = not read_only
+        self.retry = retry if retry is not None else RetryPolicy.from_settings()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from the constructor arguments, so the file system gets the zone's
+        # settings again (e.g. s3fs's retries) in another process.
+        url, options, read_only, retry = self._args
+        return (_rebuild, (url, options, read_only, retry))
+
+    # ------------------------------------------------------------------ helpers
+    def _key(self, relative: str) -> str:
+        return posixpath.join(self.root, relative) if self.root else relative
+
+    def _call(self, what: str, operation: Callable[[], T]) -> T:
+        def attempt() -> T:
+            try:
+                return operation()
+            except KacheryError:
+                raise
+            except Exception as exc:
+                translated = self._translate(exc, what)
+                if translated is None:
+                    raise
+                raise translated from exc
+
+        return self.retry.call(attempt)
+
+    def _translate(self, exc: Exception, what: str) -> KacheryError | None:
+        where = f"zone {self.name}: {what}"
+        if isinstance(exc, FileNotFoundError):
+            return ObjectNotFoundError(f"{where}: not found")
+        if isinstance(exc, PermissionError):
+            return ZonePermissionError(f"{where}: access denied ({exc})")
+        kind = _classify_library_error(exc)
+        if kind == "credentials":
+            return ZonePermissionError(
+                f"{where}: no usable credentials ({exc}); set AWS_ACCESS_KEY_ID / "
+                "AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or give the zone a profile"
+            )
+        if kind == "transient" or isinstance(exc, (TimeoutError, ConnectionError)):
+            return ZoneUnavailableError(f"{where}: {type(exc).__name__}: {exc}")
+        if isinstance(exc, OSError):
+            if exc.errno in _TRANSIENT_ERRNOS:
+                return ZoneUnavailableError(f"{where}: {exc}")
+            return ZoneError(f"{where}: {exc}")
+        return None
+
+    def _callback(self, progress: Progress | None) -> Any:
+        import fsspec.callbacks
+
+        if progress is None:
+            return fsspec.callbacks.DEFAULT_CALLBACK
+        return _progress_callback_class()(progress)
+
+    # --------------------------------------------------------------- interface
+    def has(self, sha1: str) -> bool:
+        key = self._key(object_key(sha1))
+
+        def probe() -> bool:
+            try:
+                info: dict[str, Any] = self.fs.info(key)
+            except FileNotFoundError:
+                return False
+            return info.get("type") == "file"
+
+        return self._call(f"looking up sha1://{sha1}", probe)
+
+    def get(self, sha1: str, dest: Path, progress: Progress | None = None) -> None:
+        key = self._key(object_key(sha1))
+        try:
+            self._call(
+                f"downloading sha1://{sha1}",
+                lambda: self.fs.get_file(key, str(dest), callback=self._callback(progress)),
+            )
+        except ObjectNotFoundError:
+            raise ObjectNotFoundError(
+                f"sha1://{sha1} is not in zone {self.name}", uri=f"sha1://{sha1}"
+            ) from None
+
+    def put(self, src: Path, sha1: str, progress: Progress | None = None) -> None:
+        self._require_writable(f"store sha1://{sha1}")
+        if self.has(sha1):
+            return
+        actual = sha1_of_file(src)
+        if actual != sha1:
+            raise CorruptObjectError(
+                f"refusing to upload {src} as sha1://{sha1} to zone {self.name}: its bytes "
+                f"hash to {actual}",
+                uri=f"sha1://{sha1}",
+                actual_sha1=actual,
+            )
+        key = self._key(object_key(sha1))
+        self._call(
+            f"uploading sha1://{sha1}",
+            lambda: self.fs.put_file(str(src), key, callback=self._callback(progress)),
+        )
+
+    def iter_hashes(self) -> Iterator[str]:
+        base = self._key("sha1")
+
+        def find() -> list[str]:
+            try:
+                return list(self.fs.find(base))
+            except FileNotFoundError:
+                return []
+
+        for path in self._call("listing objects", find):
+            parts = path.rstrip("/").split("/")
+            name = parts[-1]
+            if is_sha1_hex(name) and parts[-4:-1] == [name[0:2], name[2:4], name[4:6]]:
+                yield name
+
+    def delete(self, sha1: str) -> None:
+        self._require_writable(f"delete sha1://{sha1}")
+        key = self._key(object_key(sha1))
+        self._call(f"deleting sha1://{sha1}", lambda: self._remove(key))
+
+    def _remove(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(key)
+
+    def get_ref(self, name: str) -> str | None:
+        key = self._key(ref_key(name))
+
+        def read() -> bytes | None:
+            try:
+                data: bytes = self.fs.cat_file(key)
+            except FileNotFoundError:
+                return None
+            return data
+
+        data = self._call(f"reading ref {name!r}", read)
+        if data is None:
+            return None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ZoneError(f"zone {self.name}: ref {name!r} is not UTF-8 text") from exc
+
+    def set_ref(self, name: str, value: str | None) -> None:
+        key = self._key(ref_key(name))
+        self._require_writable(f"set ref {name!r}")
+        if value is None:
+            self._call(f"removing ref {name!r}", lambda: self._remove(key))
+            return
+        data = value.encode("utf-8")
+        self._call(f"writing ref {name!r}", lambda: self.fs.pipe_file(key, data))
+
+
+def _rebuild(
+    url: str, options: dict[str, Any], read_only: bool, retry: RetryPolicy | None
+) -> FsspecZone:
+    return FsspecZone(url, storage_options=options, read_only=read_only, retry=retry)
+
+
+def _classify_library_error(exc: Exception) -> str | None:
+    """'transient', 'credentials' or None, for botocore/aiohttp exceptions (if loaded)."""
+    with contextlib.suppress(ImportError):
+        from botocore import exceptions as boto
+
+        if isinstance(
+            exc, (boto.NoCredentialsError, boto.PartialCredentialsError, boto.ProfileNotFound)
+        ):
+            return "credentials"
+        if isinstance(exc, (boto.ConnectionError, boto.HTTPClientError)):
+            return "transient"
+    with contextlib.suppress(ImportError):
+        import aiohttp
+
+        if isinstance(exc, aiohttp.ClientError):
+            return "transient"
+    return None
+
+
+_callback_class: type[Any] | None = None
+
+
+def _progress_callback_class() -> type[Any]:
+    """An fsspec Callback that reports byte increments to a ``progress`` function."""
+    global _callback_class
+    if _callback_class is None:
+        from fsspec.callbacks import Callback
+
+        class _ProgressCallback(Callback):  # type: ignore[misc]
+            def __init__(self, progress: Progress) -> None:
+                super().__init__()
+                self._progress = progress
+                self._reported = 0
+
+            def call(self, *args: Any, **kwargs: Any) -> None:
+                value = int(self.value)
+                if value > self._reported:
+                    self._progress(value - self._reported)
+                    self._reported = value
+
+        _callback_class = _ProgressCallback
+    return _callback_class

@@ -1,0 +1,249 @@
+"""A read-only zone served over HTTP(S): a web server or CDN in front of a zone directory
+or bucket. Objects are fetched from ``<base>/sha1/aa/bb/cc/<hash>`` and refs from
+``<base>/refs/<name>``.
+
+The server is treated as untrusted transport: every byte is hashed by the store before it
+enters the cache. Status codes map to typed errors: 404/410 ``ObjectNotFoundError``,
+401/403 ``ZonePermissionError``, 408/425/429/5xx and connection errors, timeouts and
+bodies cut short are transient (retried by the zone's :class:`RetryPolicy`, then
+``ZoneUnavailableError``), anything else ``ZoneError``.
+
+Redirects are followed (at most 5) only within the base URL's origin (scheme, host and
+port) or to hosts listed in ``allowed_redirect_hosts``, and never from https to http; any
+other redirect raises ``ZoneError`` naming the target, instead of silently sending
+requests (and headers) elsewhere. Custom headers are sent to the base URL's origin only.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Iterator, Mapping
+from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+import requests
+
+from .._retry import RetryPolicy
+from ..errors import ObjectNotFoundError, ZoneError, ZonePermissionError, ZoneUnavailableError
+from .base import Progress, Zone, object_key, ref_key
+
+__all__ = ["HttpZone"]
+
+_CHUNK = 1024 * 1024
+_MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_TRANSIENT_STATUS = frozenset({408, 425, 429})
+_TRANSIENT_EXC = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+class HttpZone(Zone):
+    """A read-only zone at an HTTP(S) base URL.
+
+    Parameters
+    ----------
+    base_url:
+        ``http://`` or ``https://`` URL of the zone's root (holding ``sha1/``).
+    headers:
+        Extra request headers (e.g. ``Authorization``), sent to the base URL's origin only.
+    timeout:
+        ``(connect, read)`` timeouts in seconds; the read timeout bounds each wait for
+        data, not the whole transfer.
+    retry:
+        Retry policy for transient failures (default: :meth:`RetryPolicy.from_settings`).
+    allowed_redirect_hosts:
+        Other host names redirects may lead to (e.g. a CDN or presigned-URL host).
+    """
+
+    writable = False
+    listable = False
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        timeout: tuple[float, float] = (10.0, 60.0),
+        retry: RetryPolicy | None = None,
+        allowed_redirect_hosts: Collection[str] = (),
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ZoneError(f"not an http(s) zone URL: {base_url!r}")
+        if parts.query or parts.fragment:
+            raise ZoneError(f"zone URL {base_url!r} must not have a query or fragment")
+        self.base_url = base_url.rstrip("/")
+        netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+        self.name = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        self.headers = dict(headers or {})
+        self.timeout = timeout
+        self.retry = retry if retry is not None else RetryPolicy.from_settings()
+        self.allowed_redirect_hosts = frozenset(h.lower() for h in allowed_redirect_hosts)
+        self._local = threading.local()
+
+    def __getstate__(self) -> dict[str, object]:
+        state = dict(self.__dict__)
+        del state["_local"]  # sessions stay with the process (zones travel to Dask workers)
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------ helpers
+    def _session(self) -> requests.Session:
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            self._local.session = session
+        return session
+
+    def _url(self, key: str) -> str:
+        return f"{self.base_url}/{key}"
+
+    def _check_redirect(self, source: str, target: str) -> None:
+        scheme, host, _port = _origin(target)
+        if _origin(target) == _origin(self.base_url):
+            return
+        no_downgrade = scheme == "https" or (scheme == "http" and _origin(source)[0] == "http")
+        if no_downgrade and host in self.allowed_redirect_hosts:
+            return
+        raise ZoneError(
+            f"zone {self.name} redirected {source} to {target}, which is outside the zone's "
+            "origin; refusing to follow. If that host is trusted, add it to the zone's "
+            "allowed_redirect_hosts."
+        )
+
+    def _request(self, method: str, key: str, *, stream: bool) -> requests.Response:
+        """One request with checked redirects; transport errors become typed errors."""
+        url = self._url(key)
+        base_origin = _origin(self.base_url)
+        for _hop in range(_MAX_REDIRECTS + 1):
+            headers = self.headers if _origin(url) == base_origin else {}
+            try:
+                response = self._session().request(
+                    method, url, headers=headers, stream=stream, timeout=self.timeout,
+                    allow_redirects=False,
+                )
+            except _TRANSIENT_EXC as exc:
+                raise ZoneUnavailableError(
+                    f"zone {self.name}: {method} {url} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            except requests.RequestException as exc:
+                raise ZoneError(f"zone {self.name}: {method} {url} failed: {exc}") from exc
+            location = response.headers.get("Location")
+            if response.status_code not in _REDIRECTS or not location:
+                return response
+            response.close()
+            target = urljoin(url, location)
+            self._check_redirect(url, target)
+            url = target
+        raise ZoneError(f"zone {self.name}: more than {_MAX_REDIRECTS} redirects for {key}")
+
+    def _fail(self, response: requests.Response, what: str) -> NoReturn:
+        """Raise the typed error for a non-2xx, non-404 response."""
+        status = response.status_code
+        text = f"zone {self.name}: {what}: HTTP {status} {response.reason} ({response.url})"
+        response.close()
+        if status in (401, 403):
+            raise ZonePermissionError(
+                f"{text}; check the zone's credentials (headers) and the server's access rules"
+            )
+        if status >= 500 or status in _TRANSIENT_STATUS:
+            raise ZoneUnavailableError(text)
+        raise ZoneError(text)
+
+    # --------------------------------------------------------------- interface
+    def has(self, sha1: str) -> bool:
+        key = object_key(sha1)
+
+        def probe() -> bool:
+            response = self._request("HEAD", key, stream=False)
+            if response.status_code in (405, 501):  # no HEAD support: ask for the body
+                response = self._request("GET", key, stream=True)
+            response.close()
+            if response.status_code in (404, 410):
+                return False
+            if 200 <= response.status_code < 300:
+                return True
+            self._fail(response, f"looking up sha1://{sha1}")
+
+        return self.retry.call(probe)
+
+    def get(self, sha1: str, dest: Path, progress: Progress | None = None) -> None:
+        key = object_key(sha1)
+
+        def download() -> None:
+            response = self._request("GET", key, stream=True)
+            with response:
+                if response.status_code in (404, 410):
+                    raise ObjectNotFoundError(
+                        f"sha1://{sha1} is not in zone {self.name}", uri=f"sha1://{sha1}"
+                    )
+                if not 200 <= response.status_code < 300:
+                    self._fail(response, f"downloading sha1://{sha1}")
+                declared = response.headers.get("Content-Length")
+                encoded = response.headers.get("Content-Encoding", "identity") != "identity"
+                received = 0
+                try:
+                    with open(dest, "wb") as out:
+                        for chunk in response.iter_content(_CHUNK):
+                            out.write(chunk)
+                            received += len(chunk)
+                            if progress is not None:
+                                progress(len(chunk))
+                except _TRANSIENT_EXC as exc:
+                    raise ZoneUnavailableError(
+                        f"zone {self.name}: downloading sha1://{sha1} broke off after "
+                        f"{received} bytes: {type(exc).__name__}: {exc}"
+                    ) from exc
+                short = declared is not None and declared.isdigit() and received != int(declared)
+                if short and not encoded:
+                    raise ZoneUnavailableError(
+                            f"zone {self.name}: downloading sha1://{sha1} gave {received} "
+                            f"of the {declared} bytes announced"
+                        )
+
+        self.retry.call(download)
+
+    def put(self, src: Path, sha1: str, progress: Progress | None = None) -> None:
+        self._require_writable(f"store sha1://{sha1}")
+
+    def iter_hashes(self) -> Iterator[str]:
+        self._require_listable()
+        yield from ()
+
+    def delete(self, sha1: str) -> None:
+        self._require_writable(f"delete sha1://{sha1}")
+
+    def get_ref(self, name: str) -> str | None:
+        key = ref_key(name)
+
+        def read() -> str | None:
+            response = self._request("GET", key, stream=False)
+            if response.status_code in (404, 410):
+                response.close()
+                return None
+            if not 200 <= response.status_code < 300:
+                self._fail(response, f"reading ref {name!r}")
+            try:
+                return response.content.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ZoneError(f"zone {self.name}: ref {name!r} is not UTF-8 text") from exc
+
+        return self.retry.call(read)
+
+    def set_ref(self, name: str, value: str | None) -> None:
+        ref_key(name)
+        self._require_writable(f"set ref {name!r}")
