@@ -68,7 +68,7 @@ def main() -> None:
     k_tuple, j_tuple = kachery_cached(small_tuple), memory.cache(small_tuple)
     k_tuple(1, 2.0, "abc")
     j_tuple(1, 2.0, "abc")
-    t = interleaved(
+    t = per_call(
         {"k": lambda: k_tuple(1, 2.0, "abc"), "j": lambda: j_tuple(1, 2.0, "abc")},
         args.reps, number=2000,
     )
