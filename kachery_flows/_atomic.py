@@ -15,9 +15,11 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .errors import StoreWriteError
-from .hashing import HashingWriter
+from .hashing import HashingWriter, sha1_of_file
 
-__all__ = ["TEMP_SUFFIX", "copy_file_into", "fsync_dir", "make_dirs", "publish", "staged_writer"]
+__all__ = [
+    "TEMP_SUFFIX", "copy_file_into", "fsync_dir", "holds", "make_dirs", "publish", "staged_writer",
+]
 
 _COPY_BLOCK = 8 * 1024 * 1024
 
@@ -114,23 +116,34 @@ def _discard(path: Path) -> None:
         os.unlink(path)
 
 
-def publish(
-    temp_path: Path, dest: Path, *, fsync: bool, group_shared: bool = False
-) -> bool:
-    """Move a finished temp file to ``dest``; return False if ``dest`` already held it.
+def holds(path: Path, sha1: str, size: int) -> bool:
+    """Whether the file ``path`` exists and holds the ``size`` bytes that hash to ``sha1``.
 
-    An existing object with the same size is kept (content addressing makes it the same
-    bytes, unless corrupt, which ``verify`` catches); one with a different size is a
-    truncated leftover and is replaced atomically.
+    The size is compared first, so only a file that may be the object is re-hashed.
     """
     try:
-        size = temp_path.stat().st_size
-        try:
-            if dest.stat().st_size == size:
-                _discard(temp_path)
-                return False
-        except FileNotFoundError:
-            pass
+        if path.stat().st_size != size:
+            return False
+        return sha1_of_file(path) == sha1
+    except FileNotFoundError:
+        return False
+
+
+def publish(
+    temp_path: Path, dest: Path, *, sha1: str, fsync: bool, group_shared: bool = False
+) -> bool:
+    """Move a finished temp file (whose bytes hash to ``sha1``) to ``dest``; return True
+    if ``dest`` did not exist before.
+
+    An existing file is kept only if it really is the object (same size and hash, the
+    check git makes on a collision): a damaged copy under the object's name, truncated
+    or with a flipped bit, is replaced atomically, so storing the bytes again repairs it.
+    """
+    try:
+        existed = os.path.lexists(dest)
+        if existed and holds(dest, sha1, temp_path.stat().st_size):
+            _discard(temp_path)
+            return False
         make_dirs(dest.parent, group_shared=group_shared)
         os.replace(temp_path, dest)
     except OSError as exc:
@@ -138,4 +151,4 @@ def publish(
         raise StoreWriteError.from_os_error(exc, "publish", dest) from exc
     if fsync:
         fsync_dir(dest.parent)
-    return True
+    return not existed

@@ -145,7 +145,7 @@ class Store:
             write(writer)
         sha1 = writer.hexdigest()
         created = publish(
-            writer.path, self.object_path(Ref(sha1)), fsync=self.fsync,
+            writer.path, self.object_path(Ref(sha1)), sha1=sha1, fsync=self.fsync,
             group_shared=self.group_shared,
         )
         if cache_object:
@@ -337,7 +337,10 @@ class Store:
                 actual = sha1_of_file(writer.path)
             if actual == ref.sha1:
                 dest = self.root / object_key(ref.sha1)
-                publish(writer.path, dest, fsync=self.fsync, group_shared=self.group_shared)
+                publish(
+                    writer.path, dest, sha1=actual, fsync=self.fsync,
+                    group_shared=self.group_shared,
+                )
                 return dest
             writer.path.unlink(missing_ok=True)
         raise CorruptObjectError(

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
-from .._atomic import make_dirs, publish, staged_writer
+from .._atomic import holds, make_dirs, publish, staged_writer
 from ..errors import (
     CorruptObjectError,
     ObjectNotFoundError,
@@ -113,8 +113,8 @@ class LocalZone(Zone):
     def put(self, src: Path, sha1: str, progress: Progress | None = None) -> None:
         self._require_writable(f"store sha1://{sha1}")
         dest = self._path(sha1)
-        if dest.is_file() and dest.stat().st_size == src.stat().st_size:
-            return
+        if holds(dest, sha1, src.stat().st_size):
+            return  # a damaged copy (e.g. a flipped bit) is replaced below
         try:
             with staged_writer(
                 self._staging, fsync=self.fsync, group_shared=self.group_shared
@@ -129,7 +129,7 @@ class LocalZone(Zone):
                     uri=f"sha1://{sha1}",
                     actual_sha1=actual,
                 )
-            publish(w.path, dest, fsync=self.fsync, group_shared=self.group_shared)
+            publish(w.path, dest, sha1=sha1, fsync=self.fsync, group_shared=self.group_shared)
         except StoreWriteError as exc:
             if exc.errno in _DENIED:
                 self._denied(exc, f"writing sha1://{sha1}")
