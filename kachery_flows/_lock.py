@@ -78,6 +78,14 @@ class _Heartbeat:
             else:
                 self._held.pop(path, None)
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: the parent's locks are not the child's to refresh, and the
+        parent's thread and internal lock did not come along."""
+        self._held = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = None
+
     def _run(self) -> None:
         while True:
             self._wake.wait(HEARTBEAT_SECONDS)
@@ -90,6 +98,8 @@ class _Heartbeat:
 
 
 _heartbeat = _Heartbeat()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_heartbeat.forget_after_fork)
 
 
 class FileLock:

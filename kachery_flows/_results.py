@@ -28,15 +28,15 @@ import json
 import math
 import os
 import sys
-import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import codecs
+from ._background import BackgroundThread
 from .errors import KacheryError, ObjectNotFoundError
 from .hashing import HashingWriter
 from .store import Store
@@ -137,16 +137,7 @@ def scan_refs(value: Any) -> tuple[str, ...]:
     return tuple(found)
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _token_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kachery-token")
-        return _pool
+_tokens = BackgroundThread("kachery-token")
 
 
 def store_result(store: Store, value: Any, stem: str) -> StoredResult:
@@ -156,7 +147,7 @@ def store_result(store: Store, value: Any, stem: str) -> StoredResult:
     if _is_npy_array(value):
         codec = "npy"
         # The content token is hashed on another core while the array is written.
-        pending = _token_pool().submit(array_token, value)
+        pending = _tokens.submit(array_token, value)
         array = value
 
         def write(w: HashingWriter) -> None:
