@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 import os
+import select
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,3 +66,45 @@ def truncation_lengths(size: int, header: int) -> dict[str, int]:
 def staged(store: Store) -> list[Path]:
     """Temp files in the store (a writer's, or litter)."""
     return list(store.iter_temp_files())
+
+
+class Forker:
+    """A running ``rel_forker.py`` (see its docstring), with the current environment plus
+    ``env``; its stderr (writers' tracebacks) goes to ``log``."""
+
+    def __init__(self, log: Path, **env: str) -> None:
+        here = Path(__file__).parent
+        full_env = dict(os.environ)
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            [str(here), *filter(None, [full_env.get("PYTHONPATH")])]
+        )
+        full_env.update(env)
+        self.log = log
+        self._stderr = open(log, "wb")  # noqa: SIM115 (closed in close())
+        self.proc = subprocess.Popen(
+            [sys.executable, str(here / "rel_forker.py")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=full_env,
+        )
+
+    def send(self, **cmd: object) -> None:
+        """Send one command."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(cmd).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def receive(self, timeout: float = 240.0) -> dict[str, Any]:
+        """The next answer (fails with the forker's stderr if none comes in time)."""
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else b""
+        assert line, f"no answer from the forker; its stderr:\n{self.log.read_text()}"
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def close(self) -> None:
+        """Stop the forker."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+        self.proc.stdout.close()
+        self._stderr.close()
