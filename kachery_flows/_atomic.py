@@ -49,11 +49,9 @@ def fsync_dir(path: Path) -> None:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
-    try:
+    with suppress(OSError):
         os.fsync(fd)
-    except OSError:
-        pass
-    finally:
+    with suppress(OSError):
         os.close(fd)
 
 
@@ -84,8 +82,14 @@ def staged_writer(
             yield writer
             if fsync:
                 _fsync(fd, path)
-        finally:
-            os.close(fd)
+        except BaseException:
+            with suppress(OSError):
+                os.close(fd)
+            raise
+        try:
+            os.close(fd)  # NFS and quotas may report a failed write only now
+        except OSError as exc:
+            raise StoreWriteError.from_os_error(exc, "close", path) from exc
     except BaseException:
         _discard(path)
         raise
