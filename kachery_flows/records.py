@@ -38,7 +38,7 @@ from . import codecs
 from ._atomic import make_dirs, staged_writer
 from ._lock import FileLock
 from ._results import StoredResult, load_result, result_exists, scan_refs
-from .errors import KacheryError, ObjectNotFoundError
+from .errors import KacheryError, ObjectNotFoundError, StoreWriteError
 from .store import Store
 from .tokens import token_from_encoding
 from .uri import Ref, is_sha1_hex, parse_uri
@@ -154,13 +154,18 @@ _O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 
 def _write_small(store: Store, path: Path, data: bytes, *, fsync: bool) -> None:
+    """Replace the file ``path`` with ``data`` atomically (through the staging dir)."""
     with staged_writer(store.staging_dir, fsync=fsync, group_shared=store.group_shared) as w:
         w.write(data)
     try:
-        os.replace(w.path, path)
-    except FileNotFoundError:
-        make_dirs(path.parent, group_shared=store.group_shared)
-        os.replace(w.path, path)
+        try:
+            os.replace(w.path, path)
+        except FileNotFoundError:
+            make_dirs(path.parent, group_shared=store.group_shared)
+            os.replace(w.path, path)
+    except OSError as exc:
+        w.path.unlink(missing_ok=True)
+        raise StoreWriteError.from_os_error(exc, "write", path) from exc
 
 
 class ActionCache:
