@@ -23,6 +23,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from ._atomic import make_dirs
+from .errors import StoreWriteError
 
 __all__ = ["HEARTBEAT_SECONDS", "STALE_SECONDS", "UNWRITTEN_SECONDS", "FileLock"]
 
@@ -125,11 +126,16 @@ class FileLock:
         """Take the lock if it is free (or stale); never waits."""
         if self._nonce is not None:
             raise RuntimeError(f"lock {self.path} is already held by this object")
-        for _ in range(3):
-            if self._create():
-                return True
-            if not self._break_if_stale():
-                return False
+        try:
+            for _ in range(3):
+                if self._create():
+                    return True
+                if not self._break_if_stale():
+                    return False
+        except StoreWriteError:
+            raise
+        except OSError as exc:
+            raise StoreWriteError.from_os_error(exc, "create the lock file", self.path) from exc
         return False
 
     def _create(self) -> bool:
