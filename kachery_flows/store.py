@@ -15,6 +15,7 @@ cache only if the hash matches.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import threading
@@ -28,7 +29,13 @@ from typing import Any
 from . import codecs
 from ._atomic import TEMP_SUFFIX, copy_file_into, make_dirs, publish, staged_writer
 from .config import load_settings, settings_fingerprint
-from .errors import CorruptObjectError, ObjectNotFoundError, StoreWriteError
+from .errors import (
+    CorruptObjectError,
+    KacheryError,
+    ObjectNotFoundError,
+    StoreWriteError,
+    ZoneError,
+)
 from .hashing import HashingWriter, sha1_of_file
 from .uri import Ref, is_sha1_hex, parse_uri
 from .zones.base import Progress, Zone, object_key
@@ -334,6 +341,10 @@ class Store:
                     zone.get(ref.sha1, writer.path, progress)
                 except ObjectNotFoundError as exc:
                     raise self._not_found(ref, zone, str(exc)) from exc
+                except KacheryError:
+                    raise
+                except OSError as exc:
+                    raise _download_error(exc, ref, zone, writer.path) from exc
                 actual = sha1_of_file(writer.path)
             if actual == ref.sha1:
                 dest = self.root / object_key(ref.sha1)
@@ -551,6 +562,17 @@ class Store:
                 exc.errno or 0, f"cannot quarantine {path}: {exc.strerror}", str(path)
             ) from exc
         return target
+
+
+# errnos that only the writing side of a copy gives: the local disk is full or read-only
+_WRITE_SIDE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+def _download_error(exc: OSError, ref: Ref, zone: Zone, temp: Path) -> KacheryError:
+    """The typed error for an OSError a zone's ``get`` let through."""
+    if exc.errno in _WRITE_SIDE_ERRNOS:
+        return StoreWriteError.from_os_error(exc, f"download {ref.uri} into", temp)
+    return ZoneError(f"zone {zone.name}: reading {ref.uri} failed: {exc}")
 
 
 def _scandir_dirs(path: Path) -> Iterator[Path]:

@@ -119,7 +119,10 @@ class LocalZone(Zone):
             with staged_writer(
                 self._staging, fsync=self.fsync, group_shared=self.group_shared
             ) as w:
-                _copy(src, w.path, progress)
+                try:
+                    _copy(src, w.path, progress)
+                except OSError as exc:
+                    raise StoreWriteError.from_os_error(exc, f"copy {src} into", w.path) from exc
                 actual = sha1_of_file(w.path)
             if actual != sha1:
                 w.path.unlink(missing_ok=True)
