@@ -272,9 +272,12 @@ class ActionCache:
             return
         self._touched[key] = now
         try:
-            os.utime(self.index_path(key))
-        except FileNotFoundError:
-            self._write_index(key, function, entry)
+            try:
+                os.utime(self.index_path(key))
+            except FileNotFoundError:
+                self._write_index(key, function, entry)
+        except OSError:
+            pass  # a read-only or full store: hits still work, only last-use goes unrecorded
 
     def iter_index(self) -> Iterator[IndexEntry]:
         """Every key in the local index."""
