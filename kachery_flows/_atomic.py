@@ -18,7 +18,14 @@ from .errors import StoreWriteError
 from .hashing import HashingWriter, sha1_of_file
 
 __all__ = [
-    "TEMP_SUFFIX", "copy_file_into", "fsync_dir", "holds", "make_dirs", "publish", "staged_writer",
+    "TEMP_SUFFIX",
+    "copy_file_into",
+    "create_marker",
+    "fsync_dir",
+    "holds",
+    "make_dirs",
+    "publish",
+    "staged_writer",
 ]
 
 _COPY_BLOCK = 8 * 1024 * 1024
@@ -41,6 +48,20 @@ def make_dirs(path: Path, *, group_shared: bool) -> None:
         # chmod is not masked by the umask, unlike mkdir's mode argument; the setgid bit
         # makes files created below inherit the directory's group.
         os.chmod(path, 0o2775)
+
+
+def create_marker(path: Path, *, group_shared: bool) -> None:
+    """Create the empty file ``path`` (and its directory) if it does not exist."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o664)
+    except FileNotFoundError:
+        make_dirs(path.parent, group_shared=group_shared)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o664)
+    try:
+        if group_shared:
+            os.fchmod(fd, 0o664)  # not masked by the umask
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: Path) -> None:

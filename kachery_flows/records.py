@@ -18,11 +18,20 @@ Each store also keeps a local index, ``<root>/.kachery-flows/memo/keys/aa/<key>`
 keys this machine computed or used (function and entry; the file's mtime is the last use,
 refreshed at most every few minutes per process). It serves :meth:`ActionCache.clear`,
 record expiry and garbage collection (:mod:`kachery_flows.garbage`).
+
+Trust: a hit unpickles a ``pkl`` result only if this store pickled exactly those bytes
+itself (it leaves a marker, ``<root>/.kachery-flows/memo/trusted/aa/<result sha1>``, when
+it computes one; hits never create it), or if the store trusts its zone's pickles
+(:attr:`Store.trust_zone_pickles`). Any other ``pkl`` entry, e.g. one a colleague wrote
+to a shared zone, is a miss: the call recomputes and overwrites it, and nothing of it is
+unpickled. ``npy``, ``json`` and ``bytes`` results run no code when loaded and need no
+trust.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -35,9 +44,9 @@ from pathlib import Path
 from typing import Any
 
 from . import codecs
-from ._atomic import make_dirs, staged_writer
+from ._atomic import create_marker, make_dirs, staged_writer
 from ._lock import FileLock
-from ._results import StoredResult, load_result, result_exists, scan_refs
+from ._results import MISS, StoredResult, load_result, result_exists, scan_refs
 from .errors import KacheryError, ObjectNotFoundError, StoreWriteError
 from .store import Store
 from .tokens import token_from_encoding
@@ -65,6 +74,7 @@ ENTRY_TAG = "kfm1"
 _CODECS = frozenset({"npy", "json", "pkl", "bytes"})
 _TOUCH_INTERVAL = 300.0
 _RECORD_MAX_BYTES = 1 << 20
+_log = logging.getLogger("kachery_flows.memoize")
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +200,11 @@ class ActionCache:
             self.lock_dir = internal / "locks"
         self._touched: dict[str, float] = {}
         self._root = str(store.root)
+        #: Markers of the pickled results this store wrote (see the module docs).
+        self.trusted_dir = internal / "memo" / "trusted"
+        self._trusted_prefix = f"{self.trusted_dir}/"
+        self._trusted: set[str] = set()
+        self._distrust_logged: set[str] = set()
 
     # --------------------------------------------------------------- ref map
     @staticmethod
@@ -235,9 +250,52 @@ class ActionCache:
         """The compute lock of ``key`` (in the shared directory when the zone is one)."""
         return FileLock(self.lock_dir / f"{key}.lock", group_shared=self.store.group_shared)
 
+    # ----------------------------------------------------------------- trust
+    def trusted_path(self, sha1: str) -> Path:
+        """The marker saying this store pickled result ``sha1`` itself."""
+        return self.trusted_dir / sha1[:2] / sha1
+
+    def trusts(self, entry: CacheEntry) -> bool:
+        """Whether a hit may load the entry's result (see the module docs)."""
+        sha1 = entry.result
+        if entry.codec != "pkl" or self.store.trust_zone_pickles or sha1 in self._trusted:
+            return True
+        if os.path.exists(f"{self._trusted_prefix}{sha1[:2]}/{sha1}"):
+            self._trusted.add(sha1)
+            return True
+        return False
+
+    def trust(self, sha1: str) -> None:
+        """Record that this store pickled result ``sha1`` itself (when computing it)."""
+        path = self.trusted_path(sha1)
+        try:
+            create_marker(path, group_shared=self.store.group_shared)
+        except OSError as exc:
+            raise StoreWriteError.from_os_error(exc, "mark as trusted", path) from exc
+        self._trusted.add(sha1)
+
+    def _log_distrust(self, entry: CacheEntry) -> None:
+        if entry.result in self._distrust_logged:
+            return
+        self._distrust_logged.add(entry.result)
+        where = f"zone {self._zone.name}" if self._zone is not None else "the store's ref map"
+        if self._fallback_zone is not None:
+            where += f" or zone {self._fallback_zone.name}"
+        _log.info(
+            "not unpickling memoized result sha1://%s from %s: this store did not pickle "
+            "it; recomputing. If you trust everyone who can write there, set "
+            '"trust_pickles": true for the zone in zones.json or '
+            "KACHERY_FLOWS_TRUST_ZONE_PICKLES=1 (see SECURITY.md).",
+            entry.result, where,
+        )
+
     # --------------------------------------------------------------- results
     def load(self, entry: CacheEntry) -> Any:
-        """The result value, or ``MISS`` if it is missing or corrupt."""
+        """The result value, or ``MISS`` if it is missing, corrupt or an untrusted
+        pickle."""
+        if not self.trusts(entry):
+            self._log_distrust(entry)
+            return MISS
         return load_result(
             self.store, self._root, entry.result, entry.codec, entry.size, entry.array_token
         )

@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from . import codecs
-from ._atomic import TEMP_SUFFIX, copy_file_into, make_dirs, publish, staged_writer
+from ._atomic import (
+    TEMP_SUFFIX,
+    copy_file_into,
+    create_marker,
+    make_dirs,
+    publish,
+    staged_writer,
+)
 from .config import load_settings, settings_fingerprint
 from .errors import (
     CorruptObjectError,
@@ -99,6 +106,11 @@ class Store:
         Make new directories group-writable and setgid, and files group-readable and
         writable, so members of one UNIX group can share the store. Default from
         ``KACHERY_CLOUD_MULTI_USER``.
+    trust_zone_pickles:
+        Let memo hits unpickle results this store did not pickle itself, i.e. written by
+        anyone who can write to the zone (or to this store's ref map). Default: the zone's
+        ``trust_pickles`` setting, or ``KACHERY_FLOWS_TRUST_ZONE_PICKLES``; off otherwise,
+        and such a hit recomputes instead (see ``SECURITY.md``).
     """
 
     def __init__(
@@ -108,6 +120,7 @@ class Store:
         zone: Zone | str | None = None,
         fsync: bool | None = None,
         group_shared: bool | None = None,
+        trust_zone_pickles: bool | None = None,
     ) -> None:
         settings = load_settings()
         self.root = Path(root).expanduser() if root is not None else settings.root
@@ -116,6 +129,10 @@ class Store:
         )
         self.fsync = settings.fsync if fsync is None else fsync
         self.group_shared = settings.multi_user if group_shared is None else group_shared
+        if trust_zone_pickles is None:
+            zone_trusted = self.zone is not None and self.zone.trust_pickles
+            trust_zone_pickles = settings.trust_zone_pickles or zone_trusted
+        self.trust_zone_pickles = trust_zone_pickles
 
     def __repr__(self) -> str:
         zone = f", zone={self.zone!r}" if self.zone is not None else ""
@@ -198,16 +215,7 @@ class Store:
                 with suppress(FileNotFoundError):
                     os.utime(marker)
                 return
-            try:
-                fd = os.open(marker, os.O_WRONLY | os.O_CREAT, 0o664)
-            except FileNotFoundError:
-                make_dirs(marker.parent, group_shared=self.group_shared)
-                fd = os.open(marker, os.O_WRONLY | os.O_CREAT, 0o664)
-            try:
-                if self.group_shared:
-                    os.fchmod(fd, 0o664)  # not masked by the umask
-            finally:
-                os.close(fd)
+            create_marker(marker, group_shared=self.group_shared)
         except OSError as exc:
             raise StoreWriteError.from_os_error(exc, "mark", marker) from exc
 
@@ -610,7 +618,7 @@ def get_default_store() -> Store:
     settings = load_settings()
     key = (
         settings.root, settings.zone, settings.fsync, settings.multi_user,
-        settings.retry_seconds,
+        settings.retry_seconds, settings.trust_zone_pickles,
     )
     with _default_lock:
         if _default is None or _default[0] != key:

@@ -84,6 +84,9 @@ class Zone(ABC):
     supports_refs: bool = True
     #: ``delete`` is supported (the kachery network never deletes).
     deletable: bool = True
+    #: Memo hits may unpickle results that others wrote to this zone (``"trust_pickles"``
+    #: in ``zones.json``). Off by default: only results this store pickled are unpickled.
+    trust_pickles: bool = False
 
     @abstractmethod
     def has(self, sha1: str) -> bool:
