@@ -13,6 +13,11 @@ It never deletes an object stored with ``store_*`` (those are never marked, and 
 marked bytes again removes the mark: their URIs may have been shared), and never anything
 in a zone: with a zone, local copies are just a cache of what the zone keeps.
 
+A live entry whose record cannot be read (missing here and in the zone, or corrupt) might
+reach objects that nothing else names: then no object and no trust marker is deleted
+(the report lists the entries in ``unreadable_records``; clear them, or restore their
+records, to let gc collect again). Temp and lock files are still removed.
+
 Records are live until an explicit policy expires them: ``expire_records_days`` forgets the
 entries not used on this machine for that many days, least recently used first. With a
 writable zone the entries live in the zone (other machines may use them), so expiry only
@@ -50,6 +55,7 @@ class GCReport:
     removed_temp_files: list[str] = field(default_factory=list)
     removed_lock_files: list[str] = field(default_factory=list)
     removed_trust_markers: list[str] = field(default_factory=list)
+    unreadable_records: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able summary."""
@@ -63,6 +69,7 @@ class GCReport:
             "removed_temp_files": self.removed_temp_files,
             "removed_lock_files": self.removed_lock_files,
             "removed_trust_markers": self.removed_trust_markers,
+            "unreadable_records": self.unreadable_records,
         }
 
 
@@ -89,7 +96,10 @@ def _live_objects(cache: ActionCache, expired: set[str], report: GCReport) -> se
             continue
         report.live_records += 1
         live.update((entry.record, entry.result))
-        live.update(reached_by(cache.read_record(entry)))
+        record = cache.read_record(entry)
+        if record is None:
+            report.unreadable_records.append(key)
+        live.update(reached_by(record))
     return live
 
 
@@ -130,7 +140,8 @@ def collect_garbage(
         expired = _expire(cache, now - expire_records_days * _DAY, report)
     live = _live_objects(cache, expired, report)
 
-    for marker in _markers(store.cache_marks_dir):
+    collectable = [] if report.unreadable_records else list(_markers(store.cache_marks_dir))
+    for marker in collectable:
         sha1 = marker.name
         if sha1 in live:
             continue
@@ -148,7 +159,7 @@ def collect_garbage(
         if not dry_run:
             obj.unlink(missing_ok=True)
             marker.unlink(missing_ok=True)
-    for marker in _markers(cache.trusted_dir):
+    for marker in [] if report.unreadable_records else _markers(cache.trusted_dir):
         if marker.name not in live and _old(str(marker), cutoff):
             report.removed_trust_markers.append(marker.name)
             if not dry_run:

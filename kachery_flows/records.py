@@ -30,6 +30,7 @@ trust.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -375,12 +376,19 @@ class ActionCache:
 
 
 def read_record_object(store: Store, sha1: str) -> dict[str, Any] | None:
-    """Load object ``sha1`` as a record; None if it is missing or not a record."""
+    """Load object ``sha1`` as a record; None if it is missing, corrupt or not a record.
+
+    Records are small and hash-verified on every read: a flipped digit in a URI they list
+    would otherwise misdirect garbage collection.
+    """
     try:
         path = Path(store.load_file(Ref(sha1)))
         if path.stat().st_size > _RECORD_MAX_BYTES:
             return None
-        record = codecs.decode_json(path.read_bytes(), f"sha1://{sha1}")
+        data = path.read_bytes()
+        if hashlib.sha1(data).hexdigest() != sha1:
+            return None
+        record = codecs.decode_json(data, f"sha1://{sha1}")
     except (KacheryError, OSError):
         return None
     if not isinstance(record, dict) or record.get("schema") != RECORD_SCHEMA:
