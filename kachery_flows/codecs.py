@@ -233,7 +233,8 @@ _SAFE_GLOBALS: dict[str, frozenset[str]] = {
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         allowed = _SAFE_GLOBALS.get(module)
-        is_dtype_class = module == "numpy.dtypes" and name.endswith("DType")
+        # A dotted name walks attributes from the module (protocol 4): only plain names.
+        is_dtype_class = module == "numpy.dtypes" and name.endswith("DType") and "." not in name
         if (allowed is None or name not in allowed) and not is_dtype_class:
             raise UnsafePickleError(
                 f"refusing to unpickle {module}.{name}: only containers, scalars and numpy "
