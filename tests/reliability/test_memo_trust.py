@@ -95,7 +95,7 @@ def test_a_planted_pickle_is_never_unpickled_by_a_hit(
             assert summary(x) == (x, "a tuple is pickled", {x: float(x)})
             assert summary.is_cached(x)
     assert not marker.exists()
-    assert _RUNS == list(range(count))
+    assert list(range(count)) == _RUNS
     messages = [r.getMessage() for r in caplog.records if "not unpickling" in r.message]
     assert len(messages) == 1 and evil.sha1 in messages[0]  # once per result, not per hit
     assert all(r.levelno < logging.WARNING for r in caplog.records)
