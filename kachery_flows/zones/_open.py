@@ -39,7 +39,7 @@ _NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 _COMMON_KEYS = {"url", "read_only", "retry", "trust_pickles"}
 _KIND_KEYS = {
     "local": {"group_shared", "fsync"},
-    "http": {"headers", "timeout", "allowed_redirect_hosts"},
+    "http": {"headers", "timeout", "allowed_redirect_hosts", "min_speed"},
     "fsspec": {"storage_options", "endpoint_url", "profile", "region", "anon"},
 }
 _RETRY_KEYS = {"total_seconds", "max_attempts", "initial_delay", "max_delay"}
@@ -130,12 +130,16 @@ def _make_zone_of_kind(
             timeout = (float(timeout), float(timeout))
         if read_only is False and "read_only" in config:
             raise ZoneError(f"{where}: an http(s) zone is always read-only")
+        min_speed = config.get("min_speed", (1024.0, 60.0))
+        if not (isinstance(min_speed, (list, tuple)) and len(min_speed) == 2):
+            raise ZoneError(f"{where}: 'min_speed' must be [bytes_per_second, seconds]")
         return HttpZone(
             url,
             headers=dict(config.get("headers") or {}),
             timeout=(float(timeout[0]), float(timeout[1])),
             retry=retry,
             allowed_redirect_hosts=list(config.get("allowed_redirect_hosts") or ()),
+            min_speed=(float(min_speed[0]), float(min_speed[1])),
         )
     from .fsspec import FsspecZone, s3_storage_options
 

@@ -8,6 +8,10 @@ enters the cache. Status codes map to typed errors: 404/410 ``ObjectNotFoundErro
 bodies cut short are transient (retried by the zone's :class:`RetryPolicy`, then
 ``ZoneUnavailableError``), anything else ``ZoneError``.
 
+A transfer slower than ``min_speed`` (default 1 KiB/s, averaged over 60 s) is cut off as
+transient: a server that drips bytes just fast enough to dodge the read timeout cannot hold
+a download forever, and the retry policy's time budget bounds the attempts.
+
 Redirects are followed (at most 5) only within the base URL's origin (scheme, host and
 port) or to hosts listed in ``allowed_redirect_hosts``, and never from https to http; any
 other redirect raises ``ZoneError`` naming the target, instead of silently sending
@@ -17,12 +21,14 @@ requests (and headers) elsewhere. Custom headers are sent to the base URL's orig
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
+import urllib3
 
 from .._retry import RetryPolicy
 from ..errors import ObjectNotFoundError, ZoneError, ZonePermissionError, ZoneUnavailableError
@@ -40,6 +46,41 @@ _TRANSIENT_EXC = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
+
+
+def _chunks(response: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives: ``read1`` returns whatever bytes are there (up to 1 MiB),
+    where ``iter_content`` waits for whole chunks, so a slow transfer is seen as slow."""
+    read1 = getattr(response.raw, "read1", None)
+    if read1 is None:  # urllib3 < 2
+        yield from response.iter_content(_CHUNK)
+        return
+    while chunk := read1(_CHUNK, decode_content=True):
+        yield chunk
+
+
+class _SpeedCheck:
+    """Whether a transfer keeps at least ``rate`` bytes per second over ``window`` s."""
+
+    def __init__(self, rate: float, window: float) -> None:
+        self.rate, self.window = rate, window
+        self._since = time.monotonic()
+        self._bytes_then = 0
+
+    def check(self, received: int) -> str | None:
+        """None while fast enough, else a description of the shortfall."""
+        now = time.monotonic()
+        span = now - self._since
+        if span < self.window:
+            return None
+        got = received - self._bytes_then
+        if got < self.rate * span:
+            return (
+                f"{got} bytes in the last {span:.1f} s, below the zone's minimum of "
+                f"{self.rate:g} bytes/s (min_speed)"
+            )
+        self._since, self._bytes_then = now, received
+        return None
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -64,6 +105,9 @@ class HttpZone(Zone):
         Retry policy for transient failures (default: :meth:`RetryPolicy.from_settings`).
     allowed_redirect_hosts:
         Other host names redirects may lead to (e.g. a CDN or presigned-URL host).
+    min_speed:
+        ``(bytes_per_second, seconds)``: a download that receives less than this over any
+        span of that many seconds is abandoned (and retried like a timeout).
     """
 
     writable = False
@@ -77,6 +121,7 @@ class HttpZone(Zone):
         timeout: tuple[float, float] = (10.0, 60.0),
         retry: RetryPolicy | None = None,
         allowed_redirect_hosts: Collection[str] = (),
+        min_speed: tuple[float, float] = (1024.0, 60.0),
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -90,6 +135,11 @@ class HttpZone(Zone):
         self.timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy.from_settings()
         self.allowed_redirect_hosts = frozenset(h.lower() for h in allowed_redirect_hosts)
+        rate, window = min_speed
+        if not (rate >= 0 and window > 0):
+            raise ZoneError(f"min_speed must be (bytes_per_second >= 0, seconds > 0), not "
+                            f"{min_speed!r}")
+        self.min_speed = (float(rate), float(window))
         self._local = threading.local()
 
     def __getstate__(self) -> dict[str, object]:
@@ -195,15 +245,21 @@ class HttpZone(Zone):
                     self._fail(response, f"downloading sha1://{sha1}")
                 declared = response.headers.get("Content-Length")
                 encoded = response.headers.get("Content-Encoding", "identity") != "identity"
+                speed = _SpeedCheck(*self.min_speed)
                 received = 0
                 try:
                     with open(dest, "wb") as out:
-                        for chunk in response.iter_content(_CHUNK):
+                        for chunk in _chunks(response):
                             out.write(chunk)
                             received += len(chunk)
                             if progress is not None:
                                 progress(len(chunk))
-                except _TRANSIENT_EXC as exc:
+                            if (too_slow := speed.check(received)) is not None:
+                                raise ZoneUnavailableError(
+                                    f"zone {self.name}: downloading sha1://{sha1} is too slow: "
+                                    f"{too_slow}"
+                                )
+                except (*_TRANSIENT_EXC, urllib3.exceptions.HTTPError) as exc:
                     raise ZoneUnavailableError(
                         f"zone {self.name}: downloading sha1://{sha1} broke off after "
                         f"{received} bytes: {type(exc).__name__}: {exc}"
