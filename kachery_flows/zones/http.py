@@ -83,6 +83,14 @@ class _SpeedCheck:
         return None
 
 
+def _public(url: str) -> str:
+    """``url`` without the ``user:password@`` part, for messages."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
@@ -170,9 +178,9 @@ class HttpZone(Zone):
         if no_downgrade and host in self.allowed_redirect_hosts:
             return
         raise ZoneError(
-            f"zone {self.name} redirected {source} to {target}, which is outside the zone's "
-            "origin; refusing to follow. If that host is trusted, add it to the zone's "
-            "allowed_redirect_hosts."
+            f"zone {self.name} redirected {_public(source)} to {_public(target)}, which is "
+            "outside the zone's origin; refusing to follow. If that host is trusted, add it "
+            "to the zone's allowed_redirect_hosts."
         )
 
     def _request(self, method: str, key: str, *, stream: bool) -> requests.Response:
@@ -188,10 +196,13 @@ class HttpZone(Zone):
                 )
             except _TRANSIENT_EXC as exc:
                 raise ZoneUnavailableError(
-                    f"zone {self.name}: {method} {url} failed: {type(exc).__name__}: {exc}"
+                    f"zone {self.name}: {method} {_public(url)} failed: {type(exc).__name__}: "
+                    f"{exc}"
                 ) from exc
             except requests.RequestException as exc:
-                raise ZoneError(f"zone {self.name}: {method} {url} failed: {exc}") from exc
+                raise ZoneError(
+                    f"zone {self.name}: {method} {_public(url)} failed: {exc}"
+                ) from exc
             location = response.headers.get("Location")
             if response.status_code not in _REDIRECTS or not location:
                 return response
@@ -204,7 +215,10 @@ class HttpZone(Zone):
     def _fail(self, response: requests.Response, what: str) -> NoReturn:
         """Raise the typed error for a non-2xx, non-404 response."""
         status = response.status_code
-        text = f"zone {self.name}: {what}: HTTP {status} {response.reason} ({response.url})"
+        text = (
+            f"zone {self.name}: {what}: HTTP {status} {response.reason} "
+            f"({_public(response.url)})"
+        )
         response.close()
         if status in (401, 403):
             raise ZonePermissionError(
