@@ -166,3 +166,30 @@ def test_lying_content_lengths(
     if length == 10**12:
         figures.add("hostile zones", "Content-Length of 10^12 / shorter than the body",
                     "ZoneUnavailableError / CorruptObjectError, nothing cached")
+
+
+def test_credentials_in_the_zone_url_never_reach_a_message(
+    http_directory_server: DirectoryHTTPServer, key: str, tmp_path: Path, figures: Any
+) -> None:
+    url = http_directory_server.url.replace("http://", "http://reader:s3cret-token@")
+    zone = HttpZone(url, retry=RetryPolicy(max_attempts=1))
+    store = Store(tmp_path / "cache", zone=zone, fsync=False)
+    faults = [Fault(status=500), Fault(status=418), Fault(status=403),
+              Fault(location="http://elsewhere.example/x"), Fault(body=b"wrong bytes", times=2),
+              Fault(truncate_to=10)]
+    messages = []
+    for fault in faults:
+        http_directory_server.add_fault(key, fault)
+        with pytest.raises(ZoneError if fault.body is None else CorruptObjectError) as info:
+            store.load_bytes(uri_of(key))
+        messages.append(str(info.value))
+    closed = HttpZone(url.rsplit(":", 1)[0] + ":9", retry=RetryPolicy(max_attempts=1))
+    with pytest.raises(ZoneUnavailableError) as info:
+        Store(tmp_path / "c2", zone=closed).load_bytes(uri_of(key))
+    messages.append(str(info.value))
+    leaked = [m for m in messages if "s3cret" in m]
+    assert leaked == []
+    assert store.load_bytes(uri_of(key)) == DATA  # the credentials do reach the server
+    assert http_directory_server.request_headers(key)[-1]["Authorization"].startswith("Basic")
+    figures.add("hostile zones", "error messages (7 kinds of failure) leaking the zone URL's "
+                "credentials", f"{len(leaked)} of {len(messages)}")
