@@ -4,6 +4,7 @@ redirects)."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import sys
 import threading
@@ -16,6 +17,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from ..zones.base import object_key
 
 __all__ = ["DirectoryHTTPServer", "Fault", "MotoS3Server"]
 
@@ -230,6 +233,14 @@ class DirectoryHTTPServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def put_object(self, data: bytes) -> str:
+        """Serve ``data`` as an object; return its key (``sha1/aa/bb/cc/<hash>``)."""
+        key = object_key(hashlib.sha1(data).hexdigest())
+        path = self.directory / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return key
 
     def add_fault(self, path: str, fault: Fault) -> None:
         """Answer the next request(s) for ``path`` (relative, e.g. ``sha1/aa/...``) with

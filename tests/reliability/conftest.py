@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from rel_helpers import Forker
 
-from kachery_flows._retry import RetryPolicy
+from kachery_flows.testing.fixtures import fast_retry as fast_retry
 from kachery_flows.testing.fixtures import http_directory_server as http_directory_server
 
 
@@ -79,12 +80,22 @@ def scratch(tmp_path: Path) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture
-def fast_retry() -> RetryPolicy:
-    """Retries fast enough for tests, still several attempts."""
-    return RetryPolicy(total_seconds=10.0, max_attempts=4, initial_delay=0.02, max_delay=0.1)
-
-
 @pytest.fixture(autouse=True)
 def _short_retry_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KACHERY_FLOWS_RETRY_SECONDS", "5")
+
+
+@pytest.fixture
+def zone_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A shared-directory zone for the default store (helper processes inherit it)."""
+    root = tmp_path / "zone"
+    monkeypatch.setenv("KACHERY_ZONE", f"file://{root}")
+    return root
+
+
+@pytest.fixture
+def forker(tmp_path: Path, zone_root: Path) -> Iterator[Forker]:
+    """A running ``rel_forker.py`` on the default store and ``zone_root``."""
+    f = Forker(tmp_path / "forker.log")
+    yield f
+    f.close()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import hashlib
 import pickle
 import tracemalloc
 from collections.abc import Iterator
@@ -287,10 +286,7 @@ def test_pickle_payloads_in_a_zone_never_run(
     numpy_before = {name: getattr(np.ndarray, name) for name in ("__eq__", "__reduce_ex__")}
     refused = 0
     for what, data in payloads.items():
-        sha1 = hashlib.sha1(data).hexdigest()
-        path = http_directory_server.directory / object_key(sha1)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        sha1 = http_directory_server.put_object(data).rsplit("/", 1)[1]
         uri = f"sha1://{sha1}"
         for store in pickle_zone.values():
             for load in (

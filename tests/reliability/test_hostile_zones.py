@@ -8,7 +8,6 @@ ends in a typed error within the retry policy's bounds, with nothing in the cach
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -18,18 +17,14 @@ import pytest
 from kachery_flows import CorruptObjectError, Store, ZoneError, ZoneUnavailableError
 from kachery_flows._retry import RetryPolicy
 from kachery_flows.testing import DirectoryHTTPServer, Fault
-from kachery_flows.zones import HttpZone, object_key
+from kachery_flows.zones import HttpZone
 
 DATA = bytes(range(256)) * 1024  # 256 KiB
 
 
 @pytest.fixture
 def key(http_directory_server: DirectoryHTTPServer) -> str:
-    k = object_key(hashlib.sha1(DATA).hexdigest())
-    path = http_directory_server.directory / k
-    path.parent.mkdir(parents=True)
-    path.write_bytes(DATA)
-    return k
+    return http_directory_server.put_object(DATA)
 
 
 def uri_of(key: str) -> str:

@@ -14,7 +14,6 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +27,6 @@ from kachery_flows.records import action_cache
 from kachery_flows.zones import LocalZone
 
 N = 5000
-
-
-@pytest.fixture
-def zone_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "zone"
-    monkeypatch.setenv("KACHERY_ZONE", f"file://{root}")
-    return root
-
-
-@pytest.fixture
-def forker(tmp_path: Path, zone_root: Path) -> Iterator[Forker]:
-    f = Forker(tmp_path / "forker.log")
-    yield f
-    f.close()
 
 
 def _check_consistent(roots: list[Path], zone_root: Path, seeds: list[int]) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,21 +27,6 @@ from rel_helpers import Forker, count
 from kachery_flows import Store, get_default_store
 from kachery_flows.garbage import collect_garbage
 from kachery_flows.records import action_cache
-
-
-@pytest.fixture
-def zone_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The default store gets a shared-directory zone (the forker inherits it)."""
-    root = tmp_path / "zone"
-    monkeypatch.setenv("KACHERY_ZONE", f"file://{root}")
-    return root
-
-
-@pytest.fixture
-def forker(tmp_path: Path, zone_root: Path) -> Iterator[Forker]:
-    f = Forker(tmp_path / "forker.log")
-    yield f
-    f.close()
 
 
 class Readers:
