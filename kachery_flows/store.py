@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from secrets import token_hex
 from typing import Any
 
 from . import codecs
@@ -563,7 +564,8 @@ class Store:
     def _quarantine(self, path: Path) -> Path:
         try:
             make_dirs(self.quarantine_dir, group_shared=self.group_shared)
-            target = self.quarantine_dir / f"{path.name}.{int(time.time())}"
+            # time, and a random part: quarantining twice in a second must keep both copies
+            target = self.quarantine_dir / f"{path.name}.{int(time.time())}.{token_hex(4)}"
             os.replace(path, target)
         except OSError as exc:
             raise StoreWriteError(
