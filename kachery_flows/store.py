@@ -379,13 +379,24 @@ class Store:
         if verify:
             actual = sha1_of_file(path)
             if actual != ref.sha1:
-                raise CorruptObjectError(
-                    f"local object {path} for {ref.uri} is corrupt (its bytes hash to "
-                    f"{actual}); run `kachery-flows verify --quarantine` to move it aside",
-                    uri=ref.uri,
-                    actual_sha1=actual,
-                )
+                return self._repair(ref, path, actual)
         return path
+
+    def _repair(self, ref: Ref, path: Path, actual: str) -> Path:
+        """A verified read found ``path`` corrupt: with a zone, move it to the quarantine
+        and fetch a good copy; otherwise (or if that fails) raise CorruptObjectError."""
+        problem = f"local object {path} for {ref.uri} is corrupt (its bytes hash to {actual})"
+        if self._zone_for(ref) is not None:
+            try:
+                self._quarantine(path)
+                return self._fetch(ref)
+            except (ObjectNotFoundError, StoreWriteError) as exc:
+                problem += f" and no good copy could be fetched from the zone ({exc})"
+        raise CorruptObjectError(
+            f"{problem}; run `kachery-flows verify --quarantine` to move it aside",
+            uri=ref.uri,
+            actual_sha1=actual,
+        )
 
     def exists(self, uri: str | Ref) -> bool:
         """Whether the object is in the local store or the zone."""

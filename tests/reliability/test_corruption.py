@@ -232,6 +232,30 @@ def test_truncated_and_substituted_zone_objects_never_reach_the_cache(
                 "(LocalZone and HttpZone, nothing cached)", f"{cases}/{cases} per zone")
 
 
+def test_verified_reads_repair_a_damaged_local_copy_from_the_zone(
+    scratch: Path, figures: Any
+) -> None:
+    """The damaged local copy goes to the quarantine, a verified copy comes from the zone,
+    and the caller gets the right bytes."""
+    zone_dir = scratch / "zone"
+    ref, _zone_path = _publish_to_zone(zone_dir, scratch)
+    store = Store(scratch / "producer", zone=LocalZone(zone_dir, fsync=False))
+    path = store.object_path(ref)
+    cases = [("one bit flipped", DATA[:500] + bytes([DATA[500] ^ 2]) + DATA[501:]),
+             *damaged_copies()]
+    for what, data in cases:
+        overwrite(path, data)
+        assert np.array_equal(store.load_npy(ref, verify=True), ARRAY), what
+        assert path.read_bytes() == DATA, what
+    assert len(list(store.quarantine_dir.iterdir())) == len(cases)
+    no_zone = Store(store.root)
+    overwrite(path, DATA[:-1])
+    with pytest.raises(CorruptObjectError, match="verify --quarantine"):
+        no_zone.load_npy(ref, verify=True)
+    figures.add("corruption", "verified local reads of damaged copies repaired from the zone",
+                f"{len(cases)}/{len(cases)}")
+
+
 def test_uploading_again_repairs_a_damaged_zone_copy(scratch: Path, figures: Any) -> None:
     """The remedy a CorruptObjectError from a zone names (push a good copy) works."""
     zone_dir = scratch / "zone"
