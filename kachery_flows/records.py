@@ -48,7 +48,14 @@ from . import codecs
 from ._atomic import create_marker, make_dirs, staged_writer
 from ._lock import FileLock
 from ._results import MISS, StoredResult, load_result, result_exists, scan_refs
-from .errors import KacheryError, ObjectNotFoundError, StoreWriteError
+from .errors import (
+    KacheryError,
+    ObjectNotFoundError,
+    StoreWriteError,
+    ZoneError,
+    ZonePermissionError,
+    ZoneUnavailableError,
+)
 from .store import Store
 from .tokens import token_from_encoding
 from .uri import Ref, is_sha1_hex, parse_uri
@@ -164,6 +171,17 @@ class _DirRefMap:
 _O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 
+def _read_zone_ref(zone: Zone, name: str) -> str | None:
+    """A zone's ref text; None if the zone holds something that cannot be a ref (too
+    large, not text). Transient trouble and denied access still raise."""
+    try:
+        return zone.get_ref(name)
+    except (ZoneUnavailableError, ZonePermissionError):
+        raise
+    except ZoneError:
+        return None
+
+
 def _write_small(store: Store, path: Path, data: bytes, *, fsync: bool) -> None:
     """Replace the file ``path`` with ``data`` atomically (through the staging dir)."""
     with staged_writer(store.staging_dir, fsync=fsync, group_shared=store.group_shared) as w:
@@ -214,16 +232,17 @@ class ActionCache:
         return f"memo/{key}"
 
     def get(self, key: str) -> CacheEntry | None:
-        """The entry of ``key``, or None."""
+        """The entry of ``key``, or None (also when the ref holds something that is not an
+        entry: others write a zone's refs, and a bad one is a miss, not a failure)."""
         name = f"memo/{key}"
         if self._zone is not None:
-            text = self._zone.get_ref(name)
+            text = _read_zone_ref(self._zone, name)
         else:
             assert self.local_refs is not None
             text = self.local_refs.get(name)
             if text is None and self._fallback_zone is not None:
                 with suppress(NotImplementedError):
-                    text = self._fallback_zone.get_ref(name)
+                    text = _read_zone_ref(self._fallback_zone, name)
         return CacheEntry.decode(text) if text is not None else None
 
     def _set(self, key: str, entry: CacheEntry | None) -> None:

@@ -32,7 +32,7 @@ import urllib3
 
 from .._retry import RetryPolicy
 from ..errors import ObjectNotFoundError, ZoneError, ZonePermissionError, ZoneUnavailableError
-from .base import Progress, Zone, object_key, ref_key
+from .base import MAX_REF_BYTES, Progress, Zone, decode_ref, object_key, ref_key
 
 __all__ = ["HttpZone"]
 
@@ -301,16 +301,23 @@ class HttpZone(Zone):
         key = ref_key(name)
 
         def read() -> str | None:
-            response = self._request("GET", key, stream=False)
-            if response.status_code in (404, 410):
-                response.close()
-                return None
-            if not 200 <= response.status_code < 300:
-                self._fail(response, f"reading ref {name!r}")
-            try:
-                return response.content.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ZoneError(f"zone {self.name}: ref {name!r} is not UTF-8 text") from exc
+            response = self._request("GET", key, stream=True)
+            with response:
+                if response.status_code in (404, 410):
+                    return None
+                if not 200 <= response.status_code < 300:
+                    self._fail(response, f"reading ref {name!r}")
+                data = bytearray()
+                try:
+                    for chunk in _chunks(response):
+                        data += chunk
+                        if len(data) > MAX_REF_BYTES:
+                            break
+                except (*_TRANSIENT_EXC, urllib3.exceptions.HTTPError) as exc:
+                    raise ZoneUnavailableError(
+                        f"zone {self.name}: reading ref {name!r} broke off: {exc}"
+                    ) from exc
+            return decode_ref(bytes(data), self.name, name)
 
         return self.retry.call(read)
 

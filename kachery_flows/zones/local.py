@@ -27,7 +27,7 @@ from ..errors import (
 )
 from ..hashing import sha1_of_file
 from ..uri import is_sha1_hex
-from .base import Progress, Zone, object_key, ref_key
+from .base import MAX_REF_BYTES, Progress, Zone, decode_ref, object_key, ref_key
 
 __all__ = ["LocalZone"]
 
@@ -159,11 +159,13 @@ class LocalZone(Zone):
     def get_ref(self, name: str) -> str | None:
         path = self._ref_path(name)
         try:
-            return path.read_text(encoding="utf-8")
+            with open(path, "rb") as f:
+                data = f.read(MAX_REF_BYTES + 1)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
         except PermissionError as exc:
             self._denied(exc, f"reading ref {name!r}")
+        return decode_ref(data, self.name, name)
 
     def set_ref(self, name: str, value: str | None) -> None:
         path = self._ref_path(name)
