@@ -188,3 +188,46 @@ def test_credentials_in_the_zone_url_never_reach_a_message(
     assert http_directory_server.request_headers(key)[-1]["Authorization"].startswith("Basic")
     figures.add("hostile zones", "error messages (7 kinds of failure) leaking the zone URL's "
                 "credentials", f"{len(leaked)} of {len(messages)}")
+
+
+GARBAGE_REFS = {
+    "not UTF-8": b"\xff\xfe\x00garbage",
+    "2 MiB of text": b"kfm1 " * (400 * 1024),
+    "a 64 GiB sparse file": None,  # made with truncate: no disk used
+}
+
+
+@pytest.mark.parametrize("what", sorted(GARBAGE_REFS))
+def test_garbage_memo_refs_in_a_zone_are_misses(
+    tmp_path: Path, what: str, http_directory_server: DirectoryHTTPServer,
+    fast_retry: RetryPolicy, figures: Any,
+) -> None:
+    """A zone's ref map is written by others: a ref that is not text, or is huge, must make
+    a memo call recompute (in bounded memory), never fail it."""
+    from kachery_flows import kachery_cached
+    from kachery_flows.zones import LocalZone
+
+    zone_dir = http_directory_server.directory
+    stores = {
+        "LocalZone": Store(tmp_path / "a", zone=LocalZone(zone_dir, fsync=False)),
+        "HttpZone (read-only)": Store(tmp_path / "b", zone=HttpZone(
+            http_directory_server.url, retry=fast_retry)),
+    }
+    for where, store in stores.items():
+        @kachery_cached(store=store, version="1")
+        def double(x: float) -> float:
+            return 2 * x
+
+        ref_file = zone_dir / "refs" / "memo" / double.key(4.0)
+        ref_file.parent.mkdir(parents=True, exist_ok=True)
+        data = GARBAGE_REFS[what]
+        if data is None:
+            with open(ref_file, "wb") as f:
+                f.truncate(64 << 30)
+        else:
+            ref_file.write_bytes(data)
+        assert not double.is_cached(4.0), where
+        assert double(4.0) == 8.0, where
+        assert double(4.0) == 8.0, where  # and now a hit, from the entry written meanwhile
+    figures.add("hostile zones", f"garbage memo ref in the zone ({what}): memo calls via "
+                "LocalZone / HttpZone", "recomputed, no error, bounded memory")
