@@ -24,7 +24,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 
-from .._retry import RetryPolicy
+from .._retry import RetryPolicy, transport_reason
 from ..errors import ObjectNotFoundError, ZoneError, ZonePermissionError, ZoneUnavailableError
 from .base import Progress, Zone, object_key, ref_key
 
@@ -138,7 +138,7 @@ class HttpZone(Zone):
                 )
             except _TRANSIENT_EXC as exc:
                 raise ZoneUnavailableError(
-                    f"zone {self.name}: {method} {url} failed: {type(exc).__name__}: {exc}"
+                    f"zone {self.name}: {method} {url} failed: {transport_reason(exc)}"
                 ) from exc
             except requests.RequestException as exc:
                 raise ZoneError(f"zone {self.name}: {method} {url} failed: {exc}") from exc
@@ -206,7 +206,7 @@ class HttpZone(Zone):
                 except _TRANSIENT_EXC as exc:
                     raise ZoneUnavailableError(
                         f"zone {self.name}: downloading sha1://{sha1} broke off after "
-                        f"{received} bytes: {type(exc).__name__}: {exc}"
+                        f"{received} bytes: {transport_reason(exc)}"
                     ) from exc
                 short = declared is not None and declared.isdigit() and received != int(declared)
                 if short and not encoded:

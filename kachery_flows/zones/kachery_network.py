@@ -34,7 +34,7 @@ from typing import Any, NoReturn
 
 import requests
 
-from .._retry import RetryPolicy
+from .._retry import RetryPolicy, transport_reason
 from ..config import default_root, load_network_settings
 from ..errors import (
     CorruptObjectError,
@@ -282,7 +282,7 @@ class KacheryNetworkZone(Zone):
                 url, data=json.dumps(body).encode(), headers=headers, timeout=self.timeout
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise ZoneUnavailableError(f"{what}: {exc}") from exc
+            raise ZoneUnavailableError(f"{what}: {transport_reason(exc)}") from exc
         except requests.RequestException as exc:
             raise ZoneError(f"{what}: {exc}") from exc
         with resp:
@@ -394,7 +394,7 @@ class KacheryNetworkZone(Zone):
         try:
             resp = self._session().get(found.url, stream=True, timeout=self.timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise ZoneUnavailableError(f"{what}: {exc}") from exc
+            raise ZoneUnavailableError(f"{what}: {transport_reason(exc)}") from exc
         except requests.RequestException as exc:
             raise ZoneError(f"{what}: {exc}") from exc
         with resp:
@@ -534,7 +534,7 @@ class KacheryNetworkZone(Zone):
                     url, data=f, headers={"Content-Length": str(size)}, timeout=self.timeout
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
-                raise ZoneUnavailableError(f"{what}: {exc}") from exc
+                raise ZoneUnavailableError(f"{what}: {transport_reason(exc)}") from exc
             except requests.RequestException as exc:
                 raise ZoneError(f"{what}: {exc}") from exc
         with resp:
