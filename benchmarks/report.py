@@ -87,9 +87,8 @@ def _markdown_table(table: dict[str, Any]) -> list[str]:
         shown = (f"{fmt_seconds(anchor)} ({r.get('anchor_name', '')})" if anchor is not None
                  else r.get("note", "-"))
         ratio = f"{anchor / r['ours']:.1f}×" if anchor is not None else "-"
-        lines.append(
-            f"| {r['what']} | {fmt_seconds(r['ours'])} | {shown} | {ratio} | {r.get('target', '-')} |"
-        )
+        target = r.get("target", "-")
+        lines.append(f"| {r['what']} | {fmt_seconds(r['ours'])} | {shown} | {ratio} | {target} |")
     return lines
 
 
