@@ -95,8 +95,9 @@ def test_verify_exit_code_and_quarantine(capsys: pytest.CaptureFixture[str]) -> 
     assert code == EXIT_CODES["corrupt"] and "quarantined" in out
     code, _, _ = run(capsys, "verify")
     assert code == 0
+    store.put_text("fine")
     code, _, err = run(capsys, "verify", "--progress")
-    assert code == 0 and "verifying" in err and "4 B" in err  # the one remaining object
+    assert code == 0 and "verifying" in err and "4 B" in err  # the 4 bytes re-hashed
 
 
 def test_root_option_and_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
