@@ -108,7 +108,10 @@ def test_demo_runs_and_prints_uris(tmp_path: Path, capsys: pytest.CaptureFixture
     assert code == 0
     assert "sha1://d9e989f651cdd269d7f9bb8a215d024d8d283688?label=example.txt" in out
     assert "sha1://bb55205a2482c6db2ace544fc7d8397551110701?label=example.npy" in out
-    assert Store(tmp_path / "demo").verify().checked == 5
+    assert "(computed)" in out and "(cache hit)" in out
+    assert Store(tmp_path / "demo").verify().checked == 7  # 5 objects, a result, its record
+    code, out, _ = run(capsys, "--root", str(tmp_path / "demo"), "demo")
+    assert code == 0 and "(computed)" not in out and "computed by an earlier run" in out
 
 
 def test_progress_meter_for_forced_progress(
