@@ -27,7 +27,7 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
-from _common import interleaved, median, print_table
+from _common import interleaved, median, note, print_table
 from distributed import Client, LocalCluster, wait
 
 from kachery_flows import Ref, Store, get_default_store, kachery_cached
@@ -107,8 +107,8 @@ def bench_transfer(client: Client, workers: list[str], mb: float, repeats: int) 
         f"{mb:g} MB array, end to end (producer + move + consumer)",
         [(name, median(t)) for name, t in times.items()], "by value",
     )
-    print(f"  result size the scheduler records: by value {_fmt_bytes(sizes['value'])}, "
-          f"by Ref {_fmt_bytes(sizes['ref'])}")
+    note(f"{mb:g} MB array: result size the scheduler records: by value "
+         f"{_fmt_bytes(sizes['value'])}, by Ref {_fmt_bytes(sizes['ref'])}")
 
 
 def bench_checkpoint(
@@ -153,8 +153,8 @@ def bench_checkpoint(
         "fsync off unless said)",
         [(name, median(t)) for name, t in times.items()], "np.save(arr.compute())",
     )
-    print("  zarr is not installed: da.to_zarr not measured" if "da.to_zarr" not in cases
-          else "")
+    if "da.to_zarr" not in cases:
+        note("zarr is not installed: da.to_zarr not measured")
 
 
 def _filter(x: Any, width: int) -> Any:
