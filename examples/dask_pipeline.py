@@ -67,7 +67,7 @@ def summarize(filtered: da.Array) -> tuple[da.Array, da.Array]:
 def main() -> None:
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
             host="127.0.0.1",
         ) as cluster,
         Client(cluster) as client,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import dask.array as da
 import numpy as np
@@ -88,8 +88,7 @@ def to_kachery(arr: da.Array, *, label: str | None = None, store: Store | None =
         dask_key_name=f"to-kachery-manifest-{token}",
     )
     (ref,) = compute(manifest)  # type: ignore[no-untyped-call]
-    assert isinstance(ref, Ref)
-    return ref
+    return cast(Ref, ref)
 
 
 def _declared_shape(

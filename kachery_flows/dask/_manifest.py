@@ -17,7 +17,7 @@ manifest's URI, before any chunk is touched.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,7 +142,10 @@ class ArrayManifest:
         return cls(tuple(shape), dtype, tuple(chunks), tuple(refs))
 
 
-def _int_list(value: Any, what: str, bad: Any) -> list[int]:
+_Bad = Callable[[str], ManifestError]
+
+
+def _int_list(value: Any, what: str, bad: _Bad) -> list[int]:
     if not isinstance(value, list) or not all(
         type(v) is int and v >= 0 for v in value
     ):
@@ -150,7 +153,7 @@ def _int_list(value: Any, what: str, bad: Any) -> list[int]:
     return value
 
 
-def _dtype(descr: Any, bad: Any) -> np.dtype[Any]:
+def _dtype(descr: Any, bad: _Bad) -> np.dtype[Any]:
     try:
         dtype = np.lib.format.descr_to_dtype(descr)
     except Exception as exc:

@@ -28,7 +28,7 @@ def _pipeline(marker: str) -> Any:
 def _run_on_a_new_cluster(marker: str) -> tuple[float, list[Ref], set[int]]:
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
             host="127.0.0.1",
         ) as cluster,
         distributed.Client(cluster) as client,
