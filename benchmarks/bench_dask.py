@@ -7,16 +7,20 @@
    producer having finished (as in reference 2.6), and end to end (producer included).
 2. Checkpointing a 1 GiB dask array already in worker memory: ``to_kachery`` vs
    ``da.to_npy_stack`` vs ``np.save(arr.compute())`` (``to_zarr`` too if zarr is
-   installed). Outputs are deleted (and ``os.sync()`` run) between cases, untimed.
+   installed), and vs ``np.save`` + SHA-1 of each chunk file on the workers (what a
+   content address costs by hand). Outputs are deleted (and ``os.sync()`` run) between
+   cases, untimed.
 3. A 10-task ``dask.delayed`` pipeline: plain functions vs the same functions under
    ``@kachery_cached(return_ref=True)``, first run and re-run.
 
-Run: ``python benchmarks/bench_dask.py [--mb 100] [--gib 1] [--repeats 5]``
+Run: ``python benchmarks/bench_dask.py [--mb 100] [--gib 1] [--repeats 5]
+[--transfer-repeats 9]``
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -28,6 +32,8 @@ import dask
 import dask.array as da
 import numpy as np
 from _common import interleaved, median, note, print_table
+from dask.base import compute
+from dask.delayed import delayed
 from distributed import Client, LocalCluster, wait
 
 from kachery_flows import Ref, Store, get_default_store, kachery_cached
@@ -46,7 +52,17 @@ def produce_ref(n: int, seed: int) -> Ref:
 
 @load_refs
 def consume(x: Any) -> float:
-    return float(x[::4096].sum())  # touch every page of the array: 32 KiB stride, 8 B each
+    return float(np.sum(x))  # reads every byte, whether it arrived or is memory-mapped
+
+
+def save_and_hash(block: Any, path: str) -> str:
+    """What content addressing costs by hand: np.save, then SHA-1 of the file."""
+    np.save(path, block)
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        while data := f.read(8 << 20):
+            h.update(data)
+    return h.hexdigest()
 
 
 def _fmt_bytes(n: float) -> str:
@@ -76,13 +92,17 @@ def bench_transfer(client: Client, workers: list[str], mb: float, repeats: int) 
 
         return run
 
+    def prepare(r: int) -> None:
+        produce(r)
+        os.sync()
+
     # warm up both paths (imports, connections, the store's directories)
     produce(-1)
     for kind in ("value", "ref"):
         moved_by(kind)(-1)
     ready.clear()
     times = interleaved({"by value": moved_by("value"), "by Ref": moved_by("ref")},
-                        repeats, setup=produce)
+                        repeats, setup=prepare)
     print_table(
         f"{mb:g} MB array, producer on one worker, consumer on the other "
         "(consumer submit -> result)",
@@ -95,18 +115,26 @@ def bench_transfer(client: Client, workers: list[str], mb: float, repeats: int) 
         def run(r: int) -> None:
             made = client.submit(fn, n, 10_000 + r, workers=[producer], pure=False)
             client.submit(consume, made, workers=[consumer], pure=False).result()
-            sizes[kind] = client.run_on_scheduler(
-                lambda dask_scheduler, key: dask_scheduler.tasks[key].nbytes, key=made.key
-            )
 
         return run
 
-    sizes: dict[str, int] = {}
-    times = interleaved({"by value": end_to_end("value"), "by Ref": end_to_end("ref")}, repeats)
+    def flush(r: int) -> None:
+        os.sync()  # nobody pays for the previous case's dirty pages
+
+    times = interleaved({"by value": end_to_end("value"), "by Ref": end_to_end("ref")},
+                        repeats, setup=flush)
     print_table(
         f"{mb:g} MB array, end to end (producer + move + consumer)",
         [(name, median(t)) for name, t in times.items()], "by value",
     )
+    sizes = {}
+    for kind, fn in (("value", produce_value), ("ref", produce_ref)):
+        made = client.submit(fn, n, 20_000, workers=[producer], pure=False)
+        wait(made)
+        sizes[kind] = client.run_on_scheduler(
+            lambda dask_scheduler, key: dask_scheduler.tasks[key].nbytes, key=made.key
+        )
+        del made
     note(f"{mb:g} MB array: result size the scheduler records: by value "
          f"{_fmt_bytes(sizes['value'])}, by Ref {_fmt_bytes(sizes['ref'])}")
 
@@ -138,9 +166,15 @@ def bench_checkpoint(
     def np_save(r: int) -> None:
         np.save(single, arr.compute())
 
+    def npy_and_sha1(r: int) -> None:
+        stack.mkdir(parents=True, exist_ok=True)
+        blocks = arr.to_delayed().ravel()
+        compute(*[delayed(save_and_hash)(b, str(stack / f"{i}.npy")) for i, b in enumerate(blocks)])
+
     cases = {
         "np.save(arr.compute())": np_save,
         "da.to_npy_stack": npy_stack,
+        "np.save + sha1 per chunk, on the workers": npy_and_sha1,
         "to_kachery": kachery,
         "to_kachery, fsync on": kachery_fsync,
     }
@@ -228,6 +262,8 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=100.0, help="array moved between workers")
     parser.add_argument("--gib", type=float, default=1.0, help="dask array checkpointed")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--transfer-repeats", type=int, default=9,
+                        help="rounds of the (cheap, noisy) transfer cases")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-dask-"))
@@ -246,7 +282,7 @@ def main() -> None:
             client.register_plugin(KacheryPlugin(root, fsync=False))
             workers = sorted(client.scheduler_info()["workers"])
             print(f"dask {dask.__version__}, 2 worker processes x 1 thread, store {root}")
-            bench_transfer(client, workers, args.mb, args.repeats)
+            bench_transfer(client, workers, args.mb, args.transfer_repeats)
             bench_pipeline(args.repeats)
             bench_checkpoint(client, args.gib, max(3, args.repeats // 2), work, root)
     finally:
