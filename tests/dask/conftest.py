@@ -15,17 +15,14 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
+import dask_funcs  # noqa: E402
+
 from kachery_flows.dask import KacheryPlugin  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def dask_cluster() -> Iterator[distributed.LocalCluster]:
-    # dashboard_address=":0": with None the scheduler's HTTP server still binds the default
-    # port 8787, and every other cluster started meanwhile warns that it is in use.
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-        host="127.0.0.1",
-    ) as cluster:
+    with dask_funcs.local_cluster() as cluster:
         yield cluster
 
 

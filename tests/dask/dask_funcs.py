@@ -1,4 +1,5 @@
-"""Task functions the Dask workers import (this folder is on their ``sys.path``).
+"""Task functions the Dask workers import (this folder is on their ``sys.path``), and the
+cluster the tests run them on.
 
 Cached functions append a line to ``marker`` when their body runs, so tests count real
 executions across worker processes and clusters; ``marker`` is left out of the key.
@@ -9,10 +10,23 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import distributed
 import numpy as np
 
 from kachery_flows import Ref, get_default_store, kachery_cached
 from kachery_flows.dask import from_kachery, load_refs
+
+
+def local_cluster() -> distributed.LocalCluster:
+    """2 worker processes, 1 thread each, on 127.0.0.1.
+
+    ``dashboard_address=":0"``: with None the scheduler's HTTP server still binds the
+    default port 8787, and every other cluster started meanwhile warns that it is in use.
+    """
+    return distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+        host="127.0.0.1",
+    )
 
 
 def mark(marker: str, what: str) -> None:

@@ -26,13 +26,7 @@ def _pipeline(marker: str) -> Any:
 
 
 def _run_on_a_new_cluster(marker: str) -> tuple[float, list[Ref], set[int]]:
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-            host="127.0.0.1",
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
+    with dask_funcs.local_cluster() as cluster, distributed.Client(cluster) as client:
         client.register_plugin(KacheryPlugin())
         pids = set(client.run(os.getpid).values())
         total, rms = _pipeline(marker)
