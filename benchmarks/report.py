@@ -35,6 +35,7 @@ QUICK_ARGS = {
     "bench_memoize": ["--mb", "20", "--reps", "3", "--first-call-reps", "2"],
     "bench_zones": ["--size-mib", "32", "--repeats", "2"],
     "bench_kachery_network": ["--sizes-mib", "8", "--repeats", "2"],
+    "bench_dask": ["--mb", "20", "--gib", "0.1", "--repeats", "2", "--transfer-repeats", "3"],
 }
 
 _TITLES = {
