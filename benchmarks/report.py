@@ -24,6 +24,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from _common import fmt_seconds
+
 HERE = Path(__file__).resolve().parent
 DOCS = HERE.parent / "docs"
 
@@ -33,6 +35,7 @@ QUICK_ARGS = {
     "bench_memoize": ["--mb", "20", "--reps", "3", "--first-call-reps", "2"],
     "bench_zones": ["--size-mib", "32", "--repeats", "2"],
     "bench_kachery_network": ["--sizes-mib", "8", "--repeats", "2"],
+    "bench_dask": ["--mb", "20", "--gib", "0.1", "--repeats", "2", "--transfer-repeats", "3"],
 }
 
 _TITLES = {
@@ -43,14 +46,6 @@ _TITLES = {
     "bench_prefect": "Prefect results",
     "bench_dask": "Dask",
 }
-
-
-def _fmt(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.1f} ms"
-    return f"{seconds:.2f} s"
 
 
 def run_scripts(names: list[str], quick: bool, out: Path) -> list[str]:
@@ -82,7 +77,7 @@ def _markdown_table(table: dict[str, Any]) -> list[str]:
         base = next(r["seconds"] for r in table["rows"] if r["case"] == table["baseline"])
         lines = [f"| case | median | ÷ {table['baseline']} |", "| --- | ---: | ---: |"]
         lines += [
-            f"| {r['case']} | {_fmt(r['seconds'])} | {r['seconds'] / base:.2f}× |"
+            f"| {r['case']} | {fmt_seconds(r['seconds'])} | {r['seconds'] / base:.2f}× |"
             for r in table["rows"]
         ]
         return lines
@@ -90,12 +85,11 @@ def _markdown_table(table: dict[str, Any]) -> list[str]:
              "| --- | ---: | ---: | ---: | --- |"]
     for r in table["rows"]:
         anchor = r.get("anchor")
-        shown = (f"{_fmt(anchor)} ({r.get('anchor_name', '')})" if anchor is not None
+        shown = (f"{fmt_seconds(anchor)} ({r.get('anchor_name', '')})" if anchor is not None
                  else r.get("note", "-"))
         ratio = f"{anchor / r['ours']:.1f}×" if anchor is not None else "-"
-        lines.append(
-            f"| {r['what']} | {_fmt(r['ours'])} | {shown} | {ratio} | {r.get('target', '-')} |"
-        )
+        target = r.get("target", "-")
+        lines.append(f"| {r['what']} | {fmt_seconds(r['ours'])} | {shown} | {ratio} | {target} |")
     return lines
 
 
@@ -120,7 +114,7 @@ def plot_script(name: str, tables: list[dict[str, Any]], path: Path) -> bool:
             colors = ["tab:gray" if lab == table["baseline"] else "tab:blue" for lab in labels]
             ax.barh(labels, values, color=colors)
             for y, v in enumerate(values):
-                ax.text(v, y, " " + _fmt(v), va="center", fontsize=8)
+                ax.text(v, y, " " + fmt_seconds(v), va="center", fontsize=8)
         else:
             labels, ours, anchors = [], [], []
             for r in table["rows"]:

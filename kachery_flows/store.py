@@ -112,6 +112,18 @@ class Store:
         anyone who can write to the zone (or to this store's ref map). Default: the zone's
         ``trust_pickles`` setting, or ``KACHERY_FLOWS_TRUST_ZONE_PICKLES``; off otherwise,
         and such a hit recomputes instead (see ``SECURITY.md``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = kf.Store(tempfile.mkdtemp(), fsync=False)
+    >>> ref = store.put_npy(np.eye(2), "eye.npy")     # put_* return a Ref
+    >>> ref.codec, ref.label
+    ('npy', 'eye.npy')
+    >>> float(store.load_npy(ref, mmap_mode="r")[1, 1])
+    1.0
+    >>> store.verify().ok
+    True
     """
 
     def __init__(
@@ -220,10 +232,14 @@ class Store:
         except OSError as exc:
             raise StoreWriteError.from_os_error(exc, "mark", marker) from exc
 
-    def upload(self, uri: str | Ref, *, progress: Progress | None = None) -> bool:
+    def upload(
+        self, uri: str | Ref, *, progress: Progress | None = None, replace: bool = False
+    ) -> bool:
         """Copy a local object to the zone; False if there is no writable zone.
 
-        An object the zone already holds is not sent again.
+        An object the zone already holds is not sent again, unless ``replace=True``: then
+        the local copy is verified first and replaces the zone's (the way to repair a zone
+        copy that downloads as corrupt).
         """
         ref = parse_uri(uri)
         if self.zone is None or not self.zone.writable:
@@ -234,6 +250,9 @@ class Store:
                 f"{ref.uri} is not in the local store {self.root}; nothing to upload",
                 uri=ref.uri,
             )
+        if replace:
+            self._ensure_local(ref, verify=True)
+            self.zone.delete(ref.sha1)
         self.zone.put(path, ref.sha1, progress)
         return True
 
@@ -366,8 +385,8 @@ class Store:
         raise CorruptObjectError(
             f"bytes downloaded for {ref.uri} from zone {zone.name} hash to {actual} "
             f"({_DOWNLOAD_ATTEMPTS} attempts); they were discarded and nothing entered the "
-            "cache. The zone's copy is damaged: re-upload it from a good copy "
-            "(kachery-flows push).",
+            "cache. The zone's copy is damaged: replace it from a good copy with "
+            f"`kachery-flows push --replace {ref.uri}`.",
             uri=ref.uri,
             actual_sha1=actual,
         )

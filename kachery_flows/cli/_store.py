@@ -77,11 +77,18 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     store = _store(args)
+    meter = (
+        ProgressMeter(None, f"verifying {store.root}")
+        if args.progress or (sys.stderr.isatty() and not args.json) else None
+    )
     report = store.verify(
         quarantine=args.quarantine,
         remove_temp=args.remove_temp,
         temp_grace_seconds=args.temp_grace_hours * 3600.0,
+        progress=meter,
     )
+    if meter is not None:
+        meter.close()
     if args.json:
         print_json(report.to_dict())
     else:
@@ -178,6 +185,7 @@ def register(sub: Any) -> None:
         "--temp-grace-hours", type=float, default=1.0,
         help="temp files younger than this may belong to a live writer (default 1)",
     )
+    p.add_argument("--progress", action="store_true", help="always show progress")
     p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     p.set_defaults(func=cmd_verify)
 

@@ -20,7 +20,6 @@ requests (and headers) elsewhere. Custom headers are sent to the base URL's orig
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
@@ -30,8 +29,9 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import requests
 import urllib3
 
-from .._retry import RetryPolicy
+from .._retry import RetryPolicy, transport_reason
 from ..errors import ObjectNotFoundError, ZoneError, ZonePermissionError, ZoneUnavailableError
+from ._sessions import ThreadSessions
 from .base import MAX_REF_BYTES, Progress, Zone, decode_ref, object_key, ref_key
 
 __all__ = ["HttpZone"]
@@ -97,7 +97,7 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-class HttpZone(Zone):
+class HttpZone(ThreadSessions, Zone):
     """A read-only zone at an HTTP(S) base URL.
 
     Parameters
@@ -148,25 +148,9 @@ class HttpZone(Zone):
             raise ZoneError(f"min_speed must be (bytes_per_second >= 0, seconds > 0), not "
                             f"{min_speed!r}")
         self.min_speed = (float(rate), float(window))
-        self._local = threading.local()
-
-    def __getstate__(self) -> dict[str, object]:
-        state = dict(self.__dict__)
-        del state["_local"]  # sessions stay with the process (zones travel to Dask workers)
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self._local = threading.local()
+        self._init_sessions()
 
     # ------------------------------------------------------------------ helpers
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            self._local.session = session
-        return session
-
     def _url(self, key: str) -> str:
         return f"{self.base_url}/{key}"
 
@@ -196,8 +180,7 @@ class HttpZone(Zone):
                 )
             except _TRANSIENT_EXC as exc:
                 raise ZoneUnavailableError(
-                    f"zone {self.name}: {method} {_public(url)} failed: {type(exc).__name__}: "
-                    f"{exc}"
+                    f"zone {self.name}: {method} {_public(url)} failed: {transport_reason(exc)}"
                 ) from exc
             except requests.RequestException as exc:
                 raise ZoneError(
@@ -276,7 +259,7 @@ class HttpZone(Zone):
                 except (*_TRANSIENT_EXC, urllib3.exceptions.HTTPError) as exc:
                     raise ZoneUnavailableError(
                         f"zone {self.name}: downloading sha1://{sha1} broke off after "
-                        f"{received} bytes: {type(exc).__name__}: {exc}"
+                        f"{received} bytes: {transport_reason(exc)}"
                     ) from exc
                 short = declared is not None and declared.isdigit() and received != int(declared)
                 if short and not encoded:
