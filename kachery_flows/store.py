@@ -251,7 +251,9 @@ class Store:
                 uri=ref.uri,
             )
         if replace:
-            self._ensure_local(ref, verify=True)
+            actual = sha1_of_file(path)
+            if actual != ref.sha1:  # refuse, rather than repair it from the zone's copy
+                raise self._corrupt_local(ref, path, actual)
             self.zone.delete(ref.sha1)
         self.zone.put(path, ref.sha1, progress)
         return True
@@ -404,15 +406,20 @@ class Store:
     def _repair(self, ref: Ref, path: Path, actual: str) -> Path:
         """A verified read found ``path`` corrupt: with a zone, move it to the quarantine
         and fetch a good copy; otherwise (or if that fails) raise CorruptObjectError."""
-        problem = f"local object {path} for {ref.uri} is corrupt (its bytes hash to {actual})"
-        if self._zone_for(ref) is not None:
-            try:
-                self._quarantine(path)
-                return self._fetch(ref)
-            except (ObjectNotFoundError, StoreWriteError) as exc:
-                problem += f" and no good copy could be fetched from the zone ({exc})"
-        raise CorruptObjectError(
-            f"{problem}; run `kachery-flows verify --quarantine` to move it aside",
+        if self._zone_for(ref) is None:
+            raise self._corrupt_local(ref, path, actual)
+        try:
+            self._quarantine(path)
+            return self._fetch(ref)
+        except (ObjectNotFoundError, StoreWriteError) as exc:
+            detail = f" and no good copy could be fetched from the zone ({exc})"
+            raise self._corrupt_local(ref, path, actual, detail) from exc
+
+    @staticmethod
+    def _corrupt_local(ref: Ref, path: Path, actual: str, detail: str = "") -> CorruptObjectError:
+        return CorruptObjectError(
+            f"local object {path} for {ref.uri} is corrupt (its bytes hash to {actual})"
+            f"{detail}; run `kachery-flows verify --quarantine` to move it aside",
             uri=ref.uri,
             actual_sha1=actual,
         )
