@@ -7,11 +7,14 @@ imports Prefect: ``PREFECT_HOME`` in a temp dir, analytics and API logging off.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -52,7 +55,18 @@ def results_dir(prefect_api_url: str, tmp_path: Path) -> Iterator[Path]:
 
     path = tmp_path / "prefect-results"
     path.mkdir()
-    with temporary_settings(
-        {PREFECT_RESULTS_LOCAL_STORAGE_PATH: path, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
-    ):
-        yield path
+    port = urlsplit(prefect_api_url).port
+    with warnings.catch_warnings():
+        # Prefect 3.9 (results._read_server_default_result_storage_block_id and its async
+        # twin) opens an API client on every flow run without result_storage and never
+        # closes it; its socket to the test server is left for the garbage collector.
+        warnings.filterwarnings(
+            "ignore",
+            message=rf"unclosed <socket\.socket .*raddr=\('127\.0\.0\.1', {port}\)>",
+            category=ResourceWarning,
+        )
+        with temporary_settings(
+            {PREFECT_RESULTS_LOCAL_STORAGE_PATH: path, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+        ):
+            yield path
+        gc.collect()

@@ -72,3 +72,25 @@ def signal_flow(n: int, seed: int) -> np.ndarray:
 def ref_flow(n: int, seed: int) -> tuple[Ref, float]:
     ref = make_signal_ref(n, seed)
     return ref, signal_sum(ref)
+
+
+@kachery_task
+async def async_scale(x: float, factor: float) -> float:
+    note("async_scale")
+    return x * factor
+
+
+@kachery_task(retries=2, retry_delay_seconds=0)
+def flaky(x: int) -> int:
+    """Fails on its first attempt of each run, then succeeds."""
+    note("flaky")
+    marker = os.environ["KF_TEST_MARKER"]
+    if runs(marker, "flaky") % 2 == 1:
+        raise RuntimeError("first attempt fails")
+    return x + 1
+
+
+@kachery_task
+def describe(obj: object) -> str:
+    note("describe")
+    return type(obj).__name__
