@@ -1,0 +1,179 @@
+"""A Prefect task returning a 100 MiB array: Prefect's default persistence vs kachery_task.
+
+Side by side in one run, on one Prefect test server (``prefect_test_harness``, temp
+database), flow heartbeats off:
+
+* miss: a task run that computes, persists and caches its result (new inputs each round);
+* hit: the same inputs again in a later flow run (Prefect reads the record to check the
+  cache, then reads it for the value; its in-process LRU serves the second read);
+* record: the bytes of Prefect's result record on disk (kachery: plus the npy object,
+  which is the result in a form any kachery client can load by URI);
+* State: what DaskTaskRunner ships from the worker per task run (the pickled State).
+
+Contenders: ``@task(persist_result=True, cache_policy=INPUTS + TASK_SOURCE)`` (Prefect's
+pickle serializer, base64 in a JSON record; ``DEFAULT`` includes the run id and never hits
+across runs), ``@kachery_task`` and ``@kachery_task(return_ref=True)`` (the task returns a
+Ref; a hit does not load the array). The task body fills the array (``np.full``), so the
+figures are dominated by persistence. Stores use their defaults: kachery fsyncs, Prefect's
+local storage does not.
+
+    python benchmarks/bench_prefect.py              # 100 MiB, 5 repetitions
+    python benchmarks/bench_prefect.py --mib 20 --reps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+_SCRATCH = Path(tempfile.mkdtemp(prefix="bench-prefect-"))
+os.environ.update(
+    PREFECT_HOME=str(_SCRATCH / "prefect-home"),
+    PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    PREFECT_LOGGING_LEVEL="WARNING",
+    PREFECT_LOGGING_TO_API_ENABLED="false",
+    KACHERY_CLOUD_DIR=str(_SCRATCH / "kachery"),
+)
+os.environ.pop("KACHERY_ZONE", None)
+os.environ.pop("PREFECT_API_URL", None)
+
+# Prefect reads its settings when it is first imported: the environment comes first.
+import cloudpickle  # noqa: E402
+import numpy as np  # noqa: E402
+from _common import interleaved, median, print_table  # noqa: E402
+from prefect import flow, task  # noqa: E402
+from prefect.cache_policies import INPUTS, TASK_SOURCE  # noqa: E402
+from prefect.settings import (  # noqa: E402
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+    PREFECT_RESULTS_LOCAL_STORAGE_PATH,
+    temporary_settings,
+)
+from prefect.testing.utilities import prefect_test_harness  # noqa: E402
+
+from kachery_flows.prefect import kachery_task  # noqa: E402
+
+DEFAULT = "prefect default"
+KACHERY = "kachery_task"
+KACHERY_REF = "kachery_task(return_ref)"
+
+
+def _fill(n: int, seed: int) -> Any:
+    return np.full(n, float(seed))
+
+
+def _contenders(results: Path) -> dict[str, Any]:
+    tasks: dict[str, Any] = {
+        DEFAULT: task(persist_result=True, cache_policy=INPUTS + TASK_SOURCE)(_fill),
+        KACHERY: kachery_task(_fill),
+        KACHERY_REF: kachery_task(return_ref=True)(_fill),
+    }
+    for name, t in tasks.items():
+        storage = results / name.replace("(", "-").replace(")", "")
+        storage.mkdir(parents=True)
+        tasks[name] = t.with_options(name=name, result_storage=storage)
+    return tasks
+
+
+def _record_sizes(results: Path, name: str) -> int:
+    storage = results / name.replace("(", "-").replace(")", "")
+    return int(median([p.stat().st_size for p in storage.iterdir()]))
+
+
+def _dask_state_sizes(tasks: dict[str, Any], n: int) -> dict[str, tuple[int, int]]:
+    """Pickled size of each task's State as the Dask worker returns it, and of its data
+    (the ResultRecord: what the result adds to Prefect's State envelope)."""
+    from prefect_dask import DaskTaskRunner
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+
+    runner = DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": 1, "threads_per_worker": 1, "processes": True,
+            "dashboard_address": ":0", "host": "127.0.0.1",
+        }
+    )
+
+    @flow(task_runner=runner)
+    def shipped() -> dict[str, tuple[int, int]]:
+        futures = {name: t.submit(n, 10_000) for name, t in tasks.items()}
+        states = {name: f.wrapped_future.result() for name, f in futures.items()}
+        return {
+            name: (len(cloudpickle.dumps(state)), len(cloudpickle.dumps(state.data)))
+            for name, state in states.items()
+        }
+
+    sizes: dict[str, tuple[int, int]] = shipped()
+    return sizes
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mib", type=int, default=100, help="result size (default 100)")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions (default 5)")
+    args = parser.parse_args()
+    n = args.mib * (1 << 20) // 8
+    results = _SCRATCH / "prefect-results"
+    try:
+        with prefect_test_harness(server_startup_timeout=60), temporary_settings(
+            {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_RESULTS_LOCAL_STORAGE_PATH: results}
+        ):
+            tasks = _contenders(results)
+
+            @flow
+            def timed(first_seed: int, reps: int) -> dict[str, list[float]]:
+                # round r runs each task on (n, first_seed + r): new inputs in the first
+                # flow run with these seeds (misses), cached in the next one (hits)
+                cases = {name: (lambda r, t=t: t(n, first_seed + r)) for name, t in tasks.items()}
+                return interleaved(cases, reps)
+
+            timed(0, 1)  # warm-up of the miss and the hit path, not reported
+            timed(0, 1)
+            misses = timed(1, args.reps)
+            hits = timed(1, args.reps)
+            records = {name: _record_sizes(results, name) for name in tasks}
+            states = _dask_state_sizes(tasks, n)
+        npy_bytes = n * 8 + 128
+        title = f"a task returning a {args.mib} MiB float64 array (median of {args.reps})"
+        miss = {name: median(ts) for name, ts in misses.items()}
+        hit = {name: median(ts) for name, ts in hits.items()}
+        print_table(f"{title}: miss (compute, persist)", list(miss.items()), DEFAULT)
+        print_table(f"{title}: hit (cached, new flow run)", list(hit.items()), DEFAULT)
+        print(f"\nsizes for a {args.mib} MiB result")
+        header = f"{'record on disk':>16}  {'State under Dask':>17}  {'its result':>11}"
+        print(f"  {'case':<24}  {header}")
+        for name in tasks:
+            state, data = states[name]
+            print(
+                f"  {name:<24}  {_fmt_bytes(records[name]):>16}  {_fmt_bytes(state):>17}"
+                f"  {_fmt_bytes(data):>11}"
+            )
+        print(f"  (kachery: plus the result as one npy object of {_fmt_bytes(npy_bytes)})")
+        print("\ntargets (DESIGN.md section 4)")
+        print(f"  miss: {miss[DEFAULT] / miss[KACHERY]:.1f}x faster (target >= 3x)")
+        print(f"  hit:  {hit[DEFAULT] / hit[KACHERY]:.1f}x faster (target >= 4x); "
+              f"with return_ref {hit[DEFAULT] / hit[KACHERY_REF]:.1f}x")
+        print(f"  record: {records[KACHERY]} B (target < 1 KB)")
+        state, data = states[KACHERY_REF]
+        print(
+            f"  State under Dask with return_ref: {state} B, of which the result record "
+            f"{data} B (target < 1 KB; Prefect's State envelope alone pickles to ~1 KB)"
+        )
+    finally:
+        shutil.rmtree(_SCRATCH, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
