@@ -15,6 +15,8 @@
 * :class:`KacheryInputs` / :data:`KACHERY_DEFAULT`: cache keys from the task's identity
   and the content tokens of its inputs (the tokens ``@kachery_cached`` uses).
 * :func:`kachery_task`: ``prefect.task`` with both set and ``persist_result=True``.
+* :class:`KacheryStorage`: an optional result-storage block (``result_storage=``) that
+  keeps Prefect's records in the store's ref map, shared through the zone.
 
 Importing this module imports Prefect; ``import kachery_flows`` never does.
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from ._policy import KACHERY_DEFAULT, PREFECT_KEY_SCHEMA, KacheryInputs
 from ._serializer import KacherySerializer
+from ._storage import KacheryStorage
 from ._task import kachery_task
 
 __all__ = [
@@ -30,5 +33,6 @@ __all__ = [
     "PREFECT_KEY_SCHEMA",
     "KacheryInputs",
     "KacherySerializer",
+    "KacheryStorage",
     "kachery_task",
 ]

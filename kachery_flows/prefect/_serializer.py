@@ -47,6 +47,14 @@ def _open_store(root: str | None, zone: str | None) -> Store:
     return Store(root, zone=zone)
 
 
+def store_for(root: str | None, zone: str | None) -> Store:
+    """The store named by a serializer's or block's ``root``/``zone`` fields: the default
+    store (read from the environment of the process at call time) when both are None."""
+    if root is None and zone is None:
+        return get_default_store()
+    return _open_store(root, zone)
+
+
 def _stem() -> str:
     """The label stem of a result: the running task's function name, else ``result``."""
     ctx = TaskRunContext.get()
@@ -92,9 +100,7 @@ class KacherySerializer(Serializer):
 
     def get_store(self) -> Store:
         """The :class:`~kachery_flows.Store` results are written to and read from."""
-        if self.root is None and self.zone is None:
-            return get_default_store()
-        return _open_store(self.root, self.zone)
+        return store_for(self.root, self.zone)
 
     def dumps(self, obj: Any) -> bytes:
         """Store ``obj`` (unless it is a Ref) and return the record text (see module docs)."""
