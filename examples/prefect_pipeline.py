@@ -54,7 +54,7 @@ def load(n_channels: int, seconds: float, seed: int) -> Any:
 def preprocess(raw: Ref, low: float, high: float) -> Any:
     """FFT band-pass filter of every channel."""
     print("  computing preprocess")
-    recording = raw.load()  # memory-mapped, read-only
+    recording = raw.load(mmap_mode="r")  # memory-mapped, read-only
     n = recording.shape[1]
     spectrum = np.fft.rfft(recording, axis=1)
     freqs = np.fft.rfftfreq(n, 1 / FS)
@@ -66,7 +66,7 @@ def preprocess(raw: Ref, low: float, high: float) -> Any:
 def analyse(clean: Ref, segment: int) -> Any:
     """Welch power spectral density per channel (Hann windows, 50 % overlap)."""
     print("  computing analyse")
-    recording = clean.load()
+    recording = clean.load(mmap_mode="r")
     window = np.hanning(segment)
     starts = range(0, recording.shape[1] - segment + 1, segment // 2)
     psd = np.zeros((recording.shape[0], segment // 2 + 1))
@@ -79,7 +79,7 @@ def analyse(clean: Ref, segment: int) -> Any:
 def summarise(spectra: Ref, segment: int) -> dict[str, Any]:
     """Mean power per band and the dominant band of each channel (stored as JSON)."""
     print("  computing summarise")
-    psd = spectra.load()
+    psd = spectra.load(mmap_mode="r")
     freqs = np.fft.rfftfreq(segment, 1 / FS)
     power = {
         name: psd[:, (freqs >= lo) & (freqs < hi)].sum(axis=1)

@@ -112,6 +112,6 @@ class KacheryInputs(CachePolicy):
         return replace(self, exclude=[*self.exclude, other])
 
 
-#: ``KacheryInputs() + TASK_SOURCE``: content-keyed inputs, task identity, and the task's
-#: source text (editing the task invalidates its entries).
 KACHERY_DEFAULT: CachePolicy = KacheryInputs() + TASK_SOURCE
+"""``KacheryInputs() + TASK_SOURCE``: the task's identity, the content of its inputs and its
+source text (editing the task invalidates its entries). ``kachery_task``'s default policy."""
