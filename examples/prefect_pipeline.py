@@ -35,19 +35,14 @@ BANDS = {"theta": (4.0, 8.0), "alpha": (8.0, 13.0), "beta": (13.0, 30.0), "gamma
 
 @kachery_task(return_ref=True)
 def load(n_channels: int, seconds: float, seed: int) -> Any:
-    """A synthetic recording: pink-ish noise plus two oscillations per channel."""
+    """A synthetic recording: two oscillations per channel in white noise, float32."""
     print("  computing load")
     rng = np.random.default_rng(seed)
-    n = int(seconds * FS)
-    t = np.arange(n) / FS
-    spectrum = np.fft.rfft(rng.standard_normal((n_channels, n)), axis=1)
-    freqs = np.fft.rfftfreq(n, 1 / FS)
-    spectrum[:, 1:] /= np.sqrt(freqs[1:])
-    signal = np.fft.irfft(spectrum, n=n, axis=1)
-    for ch in range(n_channels):
-        for f0 in rng.choice([6.0, 10.0, 20.0, 40.0], size=2, replace=False):
-            signal[ch] += 0.5 * np.sin(2 * np.pi * f0 * t + rng.uniform(0, 2 * np.pi))
-    return signal.astype(np.float32)
+    t = np.arange(int(seconds * FS)) / FS
+    freqs = rng.choice([6.0, 10.0, 20.0, 40.0], size=(n_channels, 2, 1))
+    phases = rng.uniform(0, 2 * np.pi, size=(n_channels, 2, 1))
+    waves = np.sin(2 * np.pi * freqs * t + phases).sum(axis=1)
+    return (waves + rng.standard_normal(waves.shape)).astype(np.float32)
 
 
 @kachery_task(return_ref=True)
@@ -77,17 +72,17 @@ def analyse(clean: Ref, segment: int) -> Any:
 
 @kachery_task(return_ref=True)
 def summarise(spectra: Ref, segment: int) -> dict[str, Any]:
-    """Mean power per band and the dominant band of each channel (stored as JSON)."""
+    """Power density per band and the dominant band of each channel (stored as JSON)."""
     print("  computing summarise")
     psd = spectra.load(mmap_mode="r")
     freqs = np.fft.rfftfreq(segment, 1 / FS)
     power = {
-        name: psd[:, (freqs >= lo) & (freqs < hi)].sum(axis=1)
+        name: psd[:, (freqs >= lo) & (freqs < hi)].mean(axis=1)
         for name, (lo, hi) in sorted(BANDS.items())  # sorted keys: stored as plain JSON
     }
     dominant = [max(power, key=lambda b: power[b][ch]) for ch in range(psd.shape[0])]
-    mean_power = {band: float(np.mean(p)) for band, p in power.items()}
-    return {"dominant_band": dominant, "mean_power": mean_power}
+    band_power = {band: float(np.mean(p)) for band, p in power.items()}
+    return {"dominant_band": dominant, "band_power": band_power}
 
 
 @flow
