@@ -78,11 +78,12 @@ def summarise(spectra: Ref, segment: int) -> dict[str, Any]:
     freqs = np.fft.rfftfreq(segment, 1 / FS)
     power = {
         name: psd[:, (freqs >= lo) & (freqs < hi)].mean(axis=1)
-        for name, (lo, hi) in sorted(BANDS.items())  # sorted keys: stored as plain JSON
+        for name, (lo, hi) in sorted(BANDS.items())
     }
     dominant = [max(power, key=lambda b: power[b][ch]) for ch in range(psd.shape[0])]
     band_power = {band: float(np.mean(p)) for band, p in power.items()}
-    return {"dominant_band": dominant, "band_power": band_power}
+    # keys in sorted order: the summary is stored as plain (canonical) JSON, not a pickle
+    return {"band_power": band_power, "dominant_band": dominant}
 
 
 @flow
