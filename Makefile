@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint docs bench clean
+.PHONY: demo test lint docs bench bench-report clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ docs: $(VENV)/.test-installed
 
 bench: $(VENV)/.test-installed
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+# Runs every benchmark and regenerates docs/benchmarks.md and its plots (docs/img/).
+bench-report: $(VENV)/.test-installed
+	$(PY) benchmarks/report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -15,39 +15,11 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-
-def _per_call(fn: Callable[[], object], number: int) -> float:
-    start = time.perf_counter()
-    for _ in range(number):
-        fn()
-    return (time.perf_counter() - start) / number
-
-
-def interleaved(
-    contenders: dict[str, Callable[[], object]], reps: int, number: int = 1
-) -> dict[str, float]:
-    """Median seconds per call of each contender, repetitions interleaved."""
-    samples: dict[str, list[float]] = {name: [] for name in contenders}
-    for fn in contenders.values():
-        _per_call(fn, number)  # warm-up
-    for _ in range(reps):
-        for name, fn in contenders.items():
-            samples[name].append(_per_call(fn, number))
-    return {name: statistics.median(s) for name, s in samples.items()}
-
-
-def fmt(seconds: float) -> str:
-    if seconds < 1e-3:
-        return f"{seconds * 1e6:.1f} µs"
-    if seconds < 1:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds:.2f} s"
+from _common import fmt_seconds, per_call, print_comparison
 
 
 def main() -> None:
@@ -68,11 +40,13 @@ def main() -> None:
     memory_mmap = joblib.Memory(scratch / "joblib-mmap", mmap_mode="r", verbose=0)
     n = int(args.mb * 1e6 // 8)
     big = np.random.default_rng(0).standard_normal(n)
-    rows: list[tuple[str, str, str, str, str]] = []
+    rows: list[dict[str, Any]] = []
 
     def row(what: str, ours: float, theirs: float, target: str, anchor: str) -> None:
-        rows.append((what, fmt(ours), f"{fmt(theirs)} ({anchor})", f"{theirs / ours:.1f}×",
-                     target))
+        rows.append(
+            {"what": what, "ours": ours, "anchor": theirs, "anchor_name": anchor,
+             "target": target}
+        )
 
     # 1. hit latency, small arguments
     def small(a: int, b: float, c: str) -> list[Any]:
@@ -81,7 +55,7 @@ def main() -> None:
     k_small, j_small = kachery_cached(small), memory.cache(small)
     k_small(1, 2.0, "abc")
     j_small(1, 2.0, "abc")
-    t = interleaved(
+    t = per_call(
         {"k": lambda: k_small(1, 2.0, "abc"), "j": lambda: j_small(1, 2.0, "abc")},
         args.reps, number=2000,
     )
@@ -92,23 +66,24 @@ def main() -> None:
         return float(x[0])
 
     k_consume = kachery_cached(consume)
-    t = interleaved({"k": lambda: k_consume.key(big), "j": lambda: joblib.hash(big)}, args.reps)
+    t = per_call({"k": lambda: k_consume.key(big), "j": lambda: joblib.hash(big)}, args.reps)
     row(f"key, {args.mb:g} MB array argument", t["k"], t["j"], "≥ 10× faster", "joblib.hash")
 
     # 2b. the whole hit with that argument
     j_consume = memory.cache(consume)
     k_consume(big)
     j_consume(big)
-    t = interleaved({"k": lambda: k_consume(big), "j": lambda: j_consume(big)}, args.reps)
+    t = per_call({"k": lambda: k_consume(big), "j": lambda: j_consume(big)}, args.reps)
     row(f"hit, {args.mb:g} MB array argument", t["k"], t["j"], "-", "joblib.Memory")
 
     # 3. key of a Ref argument (any size): compared with the array it names
     store = Store()
     ref = store.put_npy(big)
-    t = interleaved({"k": lambda: k_consume.key(ref), "j": lambda: k_consume.key(big)},
+    t = per_call({"k": lambda: k_consume.key(ref), "j": lambda: k_consume.key(big)},
                     args.reps, number=2000)
     key_ref = t["k"]
-    rows.append((f"key, Ref to a {args.mb:g} MB array", fmt(key_ref), "-", "-", "< 50 µs"))
+    rows.append({"what": f"key, Ref to a {args.mb:g} MB array", "ours": key_ref,
+                 "target": "< 50 µs"})
 
     # 4. hit returning a big array
     def produce(seed: int) -> Any:
@@ -118,7 +93,7 @@ def main() -> None:
     j_produce, jm_produce = memory.cache(produce), memory_mmap.cache(produce)
     for fn in (k_produce, j_produce, jm_produce):
         fn(0)
-    t = interleaved(
+    t = per_call(
         {"k": lambda: k_produce(0), "jm": lambda: jm_produce(0), "j": lambda: j_produce(0)},
         args.reps, number=20,
     )
@@ -142,19 +117,14 @@ def main() -> None:
             samples[name].append(time.perf_counter() - start)
     med = {name: statistics.median(s) for name, s in samples.items()}
     for label, name in (("fsync on (default)", "k"), ("fsync off", "k0")):
-        rows.append((
-            f"first call, {args.mb:g} MB result, {label}",
-            f"+{fmt(med[name] - med['bare'])}",
-            f"+{fmt(med['j'] - med['bare'])} (joblib.Memory)",
-            f"{(med['j'] - med['bare']) / max(med[name] - med['bare'], 1e-9):.1f}×",
-            f"bare function {fmt(med['bare'])}",
-        ))
-    header = ("what", "kachery-flows", "anchor", "anchor/ours", "target")
-    widths = [max(len(r[i]) for r in [*rows, header]) for i in range(5)]
-    print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
-    print("-|-".join("-" * w for w in widths))
-    for r in rows:
-        print(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+        rows.append({
+            "what": f"first call, {args.mb:g} MB result, {label}: time over the bare function",
+            "ours": max(med[name] - med["bare"], 1e-9),
+            "anchor": max(med["j"] - med["bare"], 1e-9),
+            "anchor_name": "joblib.Memory",
+            "target": f"bare function {fmt_seconds(med['bare'])}",
+        })
+    print_comparison(f"@kachery_cached vs joblib.Memory ({args.mb:g} MB arrays)", rows)
     shutil.rmtree(scratch, ignore_errors=True)
 
 

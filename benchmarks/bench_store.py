@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from _common import interleaved, median, print_table
+from _common import interleaved, median, note, print_table
 
 
 def _fsync_path(path: Path) -> None:
@@ -83,7 +83,8 @@ def bench_size(size_mib: int, repeats: int, work: Path) -> None:
     print_table(f"store a {size_mib} MiB float64 array, no fsync", rows[3:], "np.save")
     kc = median(times["kachery-cloud store_npy_local"])
     kfs = median(times["kf.store_npy (no fsync)"])
-    print(f"  kachery-cloud / kf.store_npy (no fsync) = {kc / kfs:.2f}×")
+    note(f"{size_mib} MiB: kachery-cloud store_npy_local / kf.store_npy (no fsync) = "
+         f"{kc / kfs:.2f}× (target ≥ 3×)")
 
     uri = fast.store_npy(arr)
     kc_uri = kcl.store_npy_local(arr)
@@ -110,7 +111,7 @@ def bench_import() -> None:
                              check=True).stdout)
         for _ in range(7)
     ]
-    print(f"\nimport kachery_flows: median {median(samples) * 1e3:.1f} ms (target < 150 ms)")
+    note(f"import kachery_flows: median {median(samples) * 1e3:.1f} ms (target < 150 ms)")
 
 
 def main() -> None:

@@ -33,7 +33,11 @@ __all__ = ["ArgBinder", "closure_fingerprint", "code_fingerprint", "function_ide
 
 
 def function_identity(func: Callable[..., Any]) -> str:
-    """``module.qualname`` of ``func`` (module ``<exec>`` for code run without a module)."""
+    """``module.qualname`` of ``func`` (module ``<exec>`` for code run without a module).
+
+    A function already wrapped once has ``.__wrapped__`` appended to its qualname (so that
+    pickle finds it through the wrapper); it keeps its original identity when wrapped again.
+    """
     module = getattr(func, "__module__", None) or "<exec>"
     qualname = getattr(func, "__qualname__", None)
     if not isinstance(module, str) or not isinstance(qualname, str):
@@ -41,7 +45,7 @@ def function_identity(func: Callable[..., Any]) -> str:
             f"cannot memoize {func!r}: it has no __module__/__qualname__; decorate a function "
             "defined with def (or async def)"
         )
-    return f"{module}.{qualname}"
+    return f"{module}.{qualname.removesuffix('.__wrapped__')}"
 
 
 def code_fingerprint(func: Callable[..., Any]) -> str:

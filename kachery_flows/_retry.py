@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from .errors import ZoneUnavailableError
 
-__all__ = ["RetryPolicy"]
+__all__ = ["RetryPolicy", "transport_reason"]
 
 T = TypeVar("T")
 
@@ -116,3 +116,26 @@ class RetryPolicy:
             f"{exc} (gave up after {attempts} {noun} in {elapsed:.1f} s: retry {limit} "
             f"exhausted; {self.budget_variable} sets the time budget)"
         )
+
+
+def transport_reason(exc: BaseException) -> str:
+    """A short reason for a transport error: ``"ConnectionError: Connection refused"``
+    rather than urllib3's nested retry and connection reprs.
+
+    Follows the wrapped causes (``reason``, ``__cause__``, ``__context__``, an exception in
+    ``args``) down to the innermost operating-system error and names it; falls back to the
+    exception's own text.
+    """
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    found: str | None = None
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.strerror:
+            found = current.strerror
+        inner = [getattr(current, "reason", None), current.__cause__, current.__context__]
+        stack.extend(item for item in (*inner, *current.args) if isinstance(item, BaseException))
+    return f"{type(exc).__name__}: {found if found is not None else exc}"

@@ -9,6 +9,7 @@ mixes in the builtin exception a caller would naturally catch::
     ├── ObjectNotFoundError      (also FileNotFoundError)
     ├── CorruptObjectError
     ├── DecodeError              (also ValueError)
+    ├── ManifestError            (also ValueError)
     ├── StoreWriteError          (also OSError; errno kept, e.g. ENOSPC, EACCES)
     ├── ZoneError
     │   ├── ZoneUnavailableError (transient: retried, then raised)
@@ -29,6 +30,7 @@ __all__ = [
     "InvalidRefNameError",
     "InvalidURIError",
     "KacheryError",
+    "ManifestError",
     "ObjectNotFoundError",
     "StoreWriteError",
     "UnhashableArgumentError",
@@ -82,6 +84,23 @@ class CorruptObjectError(KacheryError):
 
 class DecodeError(KacheryError, ValueError):
     """An object's bytes are intact but cannot be decoded with the requested codec."""
+
+
+class ManifestError(KacheryError, ValueError):
+    """A chunked-array manifest (:mod:`kachery_flows.dask`) is malformed, or an array chunk
+    does not match it (shape or dtype), or a chunk computed for one does not match the
+    array it belongs to.
+
+    ``uri`` names the manifest (or chunk) concerned, when known.
+    """
+
+    def __init__(self, message: str, *, uri: str | None = None) -> None:
+        super().__init__(message)
+        self.uri = uri
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keep ``uri`` when the error travels from a Dask worker to the client.
+        return (type(self), self.args, {"uri": self.uri})
 
 
 class StoreWriteError(KacheryError, OSError):

@@ -488,6 +488,21 @@ def kachery_cached(
     store:
         The :class:`~kachery_flows.Store` to use; default: the store configured by the
         environment at call time (so Dask workers and Prefect tasks use their own).
+
+    Examples
+    --------
+    >>> from kachery_flows import kachery_cached
+    >>> calls = []
+    >>> @kachery_cached
+    ... def total(x, scale=1.0):
+    ...     calls.append(1)
+    ...     return float(np.sum(x)) * scale
+    >>> total(np.arange(4.0)), total(np.arange(4.0)), len(calls)  # computed once
+    (6.0, 6.0, 1)
+    >>> total.is_cached(np.arange(4.0), scale=1.0)   # defaults and keywords agree
+    True
+    >>> total.record(np.arange(4.0))["result"]["codec"]
+    'json'
     """
     options: dict[str, Any] = {
         "version": version, "ignore": ignore, "return_ref": return_ref, "store": store,

@@ -92,6 +92,18 @@ class Store:
         Make new directories group-writable and setgid, and files group-readable and
         writable, so members of one UNIX group can share the store. Default from
         ``KACHERY_CLOUD_MULTI_USER``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> store = kf.Store(tempfile.mkdtemp(), fsync=False)
+    >>> ref = store.put_npy(np.eye(2), "eye.npy")     # put_* return a Ref
+    >>> ref.codec, ref.label
+    ('npy', 'eye.npy')
+    >>> float(store.load_npy(ref, mmap_mode="r")[1, 1])
+    1.0
+    >>> store.verify().ok
+    True
     """
 
     def __init__(
@@ -204,10 +216,14 @@ class Store:
         except OSError as exc:
             raise StoreWriteError.from_os_error(exc, "mark", marker) from exc
 
-    def upload(self, uri: str | Ref, *, progress: Progress | None = None) -> bool:
+    def upload(
+        self, uri: str | Ref, *, progress: Progress | None = None, replace: bool = False
+    ) -> bool:
         """Copy a local object to the zone; False if there is no writable zone.
 
-        An object the zone already holds is not sent again.
+        An object the zone already holds is not sent again, unless ``replace=True``: then
+        the local copy is verified first and replaces the zone's (the way to repair a zone
+        copy that downloads as corrupt).
         """
         ref = parse_uri(uri)
         if self.zone is None or not self.zone.writable:
@@ -218,6 +234,9 @@ class Store:
                 f"{ref.uri} is not in the local store {self.root}; nothing to upload",
                 uri=ref.uri,
             )
+        if replace:
+            self._ensure_local(ref, verify=True)
+            self.zone.delete(ref.sha1)
         self.zone.put(path, ref.sha1, progress)
         return True
 
@@ -343,8 +362,8 @@ class Store:
         raise CorruptObjectError(
             f"bytes downloaded for {ref.uri} from zone {zone.name} hash to {actual} "
             f"({_DOWNLOAD_ATTEMPTS} attempts); they were discarded and nothing entered the "
-            "cache. The zone's copy is damaged: re-upload it from a good copy "
-            "(kachery-flows push).",
+            "cache. The zone's copy is damaged: replace it from a good copy with "
+            f"`kachery-flows push --replace {ref.uri}`.",
             uri=ref.uri,
             actual_sha1=actual,
         )

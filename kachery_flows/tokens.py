@@ -251,5 +251,16 @@ def token_of(value: Any) -> bytes:
 
     Raises :class:`~kachery_flows.errors.UnhashableArgumentError` for values without a
     canonical encoding (and for self-referencing containers).
+
+    Examples
+    --------
+    >>> from kachery_flows.tokens import token_of
+    >>> a = np.arange(6.0).reshape(2, 3)
+    >>> token_of(a.T) == token_of(a.T.copy())          # views and copies agree
+    True
+    >>> token_of(a) == token_of(a.astype(np.float32))  # dtypes never collide
+    False
+    >>> token_of({3, 1, 2}) == token_of({1, 2, 3})       # sets are order-independent
+    True
     """
     return token_from_encoding(canonical_encoding(value))

@@ -115,6 +115,17 @@ class Ref:
         for every other form, and for kachery 2's local form ``kachery::sha1:...``). A
         store fetches a ref with a zone through that zone of the kachery network when
         it has no local copy. The zone is not part of :attr:`uri`.
+
+    Examples
+    --------
+    >>> ref = kf.Ref("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d", label="hello.txt")
+    >>> str(ref)
+    'sha1://aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d?label=hello.txt'
+    >>> ref == kf.parse_uri("sha1://aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d")  # labels don't count
+    True
+    >>> _ = kf.store_text("hello")
+    >>> ref.load()  # codec guessed from the label's suffix
+    'hello'
     """
 
     sha1: str
@@ -181,7 +192,13 @@ class Ref:
 
 
 def format_uri(sha1: str, label: str | None = None) -> str:
-    """Format ``sha1://<hash>[?label=<quoted label>]`` exactly as kachery-cloud does."""
+    """Format ``sha1://<hash>[?label=<quoted label>]`` exactly as kachery-cloud does.
+
+    Examples
+    --------
+    >>> kf.format_uri("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d", "my data.txt")
+    'sha1://aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d?label=my%20data.txt'
+    """
     if not is_sha1_hex(sha1):
         raise InvalidURIError(f"invalid SHA-1 {sha1!r}: expected 40 lowercase hex digits")
     if label is None:
@@ -195,6 +212,17 @@ def parse_uri(uri: str | Ref) -> Ref:
     Raises :class:`~kachery_flows.errors.InvalidURIError` for anything else: wrong length,
     non-hex or upper-case hashes, ``..``, percent-encoded dots, backslashes, control
     characters and unknown schemes. No file system access happens here.
+
+    Examples
+    --------
+    >>> kf.parse_uri("sha1://aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d?label=a%20b.txt").label
+    'a b.txt'
+    >>> kf.parse_uri("kachery:default:sha1:aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d").zone
+    'default'
+    >>> kf.parse_uri("sha1://../../etc/passwd")
+    Traceback (most recent call last):
+    ...
+    kachery_flows.errors.InvalidURIError: invalid kachery URI 'sha1://../../etc/passwd': ...
     """
     if isinstance(uri, Ref):
         return uri

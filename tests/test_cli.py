@@ -95,6 +95,9 @@ def test_verify_exit_code_and_quarantine(capsys: pytest.CaptureFixture[str]) -> 
     assert code == EXIT_CODES["corrupt"] and "quarantined" in out
     code, _, _ = run(capsys, "verify")
     assert code == 0
+    store.put_text("fine")
+    code, _, err = run(capsys, "verify", "--progress")
+    assert code == 0 and "verifying" in err and "4 B" in err  # the 4 bytes re-hashed
 
 
 def test_root_option_and_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -108,7 +111,10 @@ def test_demo_runs_and_prints_uris(tmp_path: Path, capsys: pytest.CaptureFixture
     assert code == 0
     assert "sha1://d9e989f651cdd269d7f9bb8a215d024d8d283688?label=example.txt" in out
     assert "sha1://bb55205a2482c6db2ace544fc7d8397551110701?label=example.npy" in out
-    assert Store(tmp_path / "demo").verify().checked == 5
+    assert "(computed)" in out and "(cache hit)" in out
+    assert Store(tmp_path / "demo").verify().checked == 7  # 5 objects, a result, its record
+    code, out, _ = run(capsys, "--root", str(tmp_path / "demo"), "demo")
+    assert code == 0 and "(computed)" not in out and "computed by an earlier run" in out
 
 
 def test_progress_meter_for_forced_progress(

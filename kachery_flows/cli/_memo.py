@@ -99,5 +99,5 @@ def register(sub: Any) -> None:
         help="first forget memo entries not used for DAYS (least recently used first)",
     )
     p.add_argument("--dry-run", action="store_true", help="report only; delete nothing")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     p.set_defaults(func=cmd_gc)

@@ -77,11 +77,18 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     store = _store(args)
+    meter = (
+        ProgressMeter(None, f"verifying {store.root}")
+        if args.progress or (sys.stderr.isatty() and not args.json) else None
+    )
     report = store.verify(
         quarantine=args.quarantine,
         remove_temp=args.remove_temp,
         temp_grace_seconds=args.temp_grace_hours * 3600.0,
+        progress=meter,
     )
+    if meter is not None:
+        meter.close()
     if args.json:
         print_json(report.to_dict())
     else:
@@ -143,30 +150,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add the store commands to ``sub`` (an argparse subparsers object)."""
     p = sub.add_parser("store", help="store a file; print its sha1:// URI")
-    p.add_argument("file")
+    p.add_argument("file", help="the file to store")
     p.add_argument("--label", help="label in the URI (default: the file name)")
     p.add_argument("--local", action="store_true", help="do not upload to the zone")
     p.add_argument("--progress", action="store_true", help="always show progress")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     p.set_defaults(func=cmd_store)
 
     p = sub.add_parser("load", help="print a local path of the object (or copy it to -o)")
-    p.add_argument("uri")
+    p.add_argument("uri", help="a sha1:// or kachery: URI")
     p.add_argument("-o", "--output", help="copy the object to this path")
     p.add_argument("--verify", action="store_true", help="re-hash the local copy first")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     p.set_defaults(func=cmd_load)
 
     p = sub.add_parser("cat", help="write the object's bytes to stdout")
-    p.add_argument("uri")
-    p.add_argument("--verify", action="store_true")
+    p.add_argument("uri", help="a sha1:// or kachery: URI")
+    p.add_argument("--verify", action="store_true", help="re-hash the local copy first")
     p.set_defaults(func=cmd_cat)
 
     p = sub.add_parser(
         "info", help="where an object is and its size; a memo key's or record's provenance"
     )
-    p.add_argument("uri", metavar="URI|KEY")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "uri", metavar="URI|KEY", help="a URI, or a memo key (40 hex digits, see gc and info)"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("verify", help="re-hash all local objects; exit 4 if any is corrupt")
@@ -176,15 +185,16 @@ def register(sub: Any) -> None:
         "--temp-grace-hours", type=float, default=1.0,
         help="temp files younger than this may belong to a live writer (default 1)",
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--progress", action="store_true", help="always show progress")
+    p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("ls-cache", help="list the objects in the local store")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     p.set_defaults(func=cmd_ls_cache)
 
     p = sub.add_parser("config", help="show the effective configuration")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("demo", help="store and load one object of each kind")

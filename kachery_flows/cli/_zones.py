@@ -58,7 +58,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         ref = parse_uri(text)
         size = store.object_path(ref).stat().st_size if store.object_path(ref).is_file() else 0
         meter = _Meter(f"pushing {ref.sha1[:12]}", size, args.progress)
-        store.upload(ref, progress=meter)
+        store.upload(ref, progress=meter, replace=args.replace)
         meter.close()
         rows.append({"uri": ref.uri, "sha1": ref.sha1, "size": size, "zone": zone.name})
         if not args.json:
@@ -101,22 +101,26 @@ def register(sub: Any) -> None:
     zone_help = "zone spec (default: $KACHERY_ZONE): a name from zones.json or a URL"
 
     p = sub.add_parser("push", help="upload local objects to the zone")
-    p.add_argument("uris", nargs="+", metavar="URI")
+    p.add_argument("uris", nargs="+", metavar="URI", help="sha1:// URIs of the objects")
+    p.add_argument(
+        "--replace", action="store_true",
+        help="verify the local copy and replace the zone's (repairs a corrupt zone copy)",
+    )
     p.add_argument("--zone", help=zone_help)
     p.add_argument("--progress", action="store_true", help="always show progress")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     p.set_defaults(func=cmd_push)
 
     p = sub.add_parser(
         "pull", help="download objects from the zone into the local store (verified)"
     )
-    p.add_argument("uris", nargs="+", metavar="URI")
+    p.add_argument("uris", nargs="+", metavar="URI", help="sha1:// URIs of the objects")
     p.add_argument("--zone", help=zone_help)
     p.add_argument("--progress", action="store_true", help="always show progress")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     p.set_defaults(func=cmd_pull)
 
     p = sub.add_parser("ls-zone", help="list the objects in the zone")
     p.add_argument("--zone", help=zone_help)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     p.set_defaults(func=cmd_ls_zone)

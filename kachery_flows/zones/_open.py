@@ -49,6 +49,10 @@ def _kind(url: str) -> str:
     if url.startswith(("http://", "https://")):
         return "http"
     if re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://", url):
+        if not url.split("://", 1)[1].strip("/"):
+            raise ZoneError(
+                f"zone URL {url!r} names no bucket or path; expected e.g. s3://bucket/prefix"
+            )
         return "fsspec"
     raise ZoneError(
         f"not a zone URL: {url!r}; expected file:///path, an absolute path, s3://bucket/"

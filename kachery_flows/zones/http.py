@@ -16,7 +16,6 @@ requests (and headers) elsewhere. Custom headers are sent to the base URL's orig
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import NoReturn
@@ -24,8 +23,9 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 
-from .._retry import RetryPolicy
+from .._retry import RetryPolicy, transport_reason
 from ..errors import ObjectNotFoundError, ZoneError, ZonePermissionError, ZoneUnavailableError
+from ._sessions import ThreadSessions
 from .base import Progress, Zone, object_key, ref_key
 
 __all__ = ["HttpZone"]
@@ -48,7 +48,7 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-class HttpZone(Zone):
+class HttpZone(ThreadSessions, Zone):
     """A read-only zone at an HTTP(S) base URL.
 
     Parameters
@@ -90,25 +90,9 @@ class HttpZone(Zone):
         self.timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy.from_settings()
         self.allowed_redirect_hosts = frozenset(h.lower() for h in allowed_redirect_hosts)
-        self._local = threading.local()
-
-    def __getstate__(self) -> dict[str, object]:
-        state = dict(self.__dict__)
-        del state["_local"]  # sessions stay with the process (zones travel to Dask workers)
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self._local = threading.local()
+        self._init_sessions()
 
     # ------------------------------------------------------------------ helpers
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            self._local.session = session
-        return session
-
     def _url(self, key: str) -> str:
         return f"{self.base_url}/{key}"
 
@@ -138,7 +122,7 @@ class HttpZone(Zone):
                 )
             except _TRANSIENT_EXC as exc:
                 raise ZoneUnavailableError(
-                    f"zone {self.name}: {method} {url} failed: {type(exc).__name__}: {exc}"
+                    f"zone {self.name}: {method} {url} failed: {transport_reason(exc)}"
                 ) from exc
             except requests.RequestException as exc:
                 raise ZoneError(f"zone {self.name}: {method} {url} failed: {exc}") from exc
@@ -206,7 +190,7 @@ class HttpZone(Zone):
                 except _TRANSIENT_EXC as exc:
                     raise ZoneUnavailableError(
                         f"zone {self.name}: downloading sha1://{sha1} broke off after "
-                        f"{received} bytes: {type(exc).__name__}: {exc}"
+                        f"{received} bytes: {transport_reason(exc)}"
                     ) from exc
                 short = declared is not None and declared.isdigit() and received != int(declared)
                 if short and not encoded:

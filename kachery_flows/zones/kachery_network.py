@@ -34,7 +34,7 @@ from typing import Any, NoReturn
 
 import requests
 
-from .._retry import RetryPolicy
+from .._retry import RetryPolicy, transport_reason
 from ..config import default_root, load_network_settings
 from ..errors import (
     CorruptObjectError,
@@ -46,6 +46,7 @@ from ..errors import (
 from ..hashing import sha1_of_file
 from ..uri import Ref
 from ._kachery_gateway import LegacyGateway, find_file_envelope, load_client_keys, signing_available
+from ._sessions import ThreadSessions
 from .base import Progress, Zone
 
 __all__ = [
@@ -134,7 +135,7 @@ def _signed_url(data: dict[str, Any], key: str, what: str) -> str:
     return url
 
 
-class KacheryNetworkZone(Zone):
+class KacheryNetworkZone(ThreadSessions, Zone):
     """One zone of the kachery network (``kachery:<zone>``, e.g. ``kachery:default``).
 
     Parameters
@@ -198,7 +199,7 @@ class KacheryNetworkZone(Zone):
         )
         self.timeout = timeout
         self.name = f"kachery:{zone_name} ({self.base_url})"
-        self._local = threading.local()
+        self._init_sessions()
 
     @classmethod
     def from_env(cls, zone_name: str) -> KacheryNetworkZone:
@@ -226,23 +227,6 @@ class KacheryNetworkZone(Zone):
     def api_key(self) -> str | None:
         """The API key sent as a bearer token (explicit, else ``$KACHERY_API_KEY``)."""
         return self._api_key or load_network_settings().api_key
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        del state["_local"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._local = threading.local()
-
-    # ------------------------------------------------------------------ HTTP
-    def _session(self) -> requests.Session:
-        session: requests.Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            self._local.session = session
-        return session
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -282,7 +266,7 @@ class KacheryNetworkZone(Zone):
                 url, data=json.dumps(body).encode(), headers=headers, timeout=self.timeout
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise ZoneUnavailableError(f"{what}: {exc}") from exc
+            raise ZoneUnavailableError(f"{what}: {transport_reason(exc)}") from exc
         except requests.RequestException as exc:
             raise ZoneError(f"{what}: {exc}") from exc
         with resp:
@@ -394,7 +378,7 @@ class KacheryNetworkZone(Zone):
         try:
             resp = self._session().get(found.url, stream=True, timeout=self.timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise ZoneUnavailableError(f"{what}: {exc}") from exc
+            raise ZoneUnavailableError(f"{what}: {transport_reason(exc)}") from exc
         except requests.RequestException as exc:
             raise ZoneError(f"{what}: {exc}") from exc
         with resp:
@@ -534,7 +518,7 @@ class KacheryNetworkZone(Zone):
                     url, data=f, headers={"Content-Length": str(size)}, timeout=self.timeout
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
-                raise ZoneUnavailableError(f"{what}: {exc}") from exc
+                raise ZoneUnavailableError(f"{what}: {transport_reason(exc)}") from exc
             except requests.RequestException as exc:
                 raise ZoneError(f"{what}: {exc}") from exc
         with resp:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from memo_helpers import run_python
 
-from kachery_flows import Ref, UnhashableArgumentError, kachery_cached
+from kachery_flows import Ref, Store, UnhashableArgumentError, kachery_cached
 
 H = "ab" * 20
 
@@ -84,6 +84,17 @@ def test_two_functions_with_equal_arguments_never_share_a_key() -> None:
         return kachery_cached(version="1")(body)
 
     assert make("a").key(1) != make("b").key(1)
+
+
+def test_wrapping_one_function_twice_keeps_its_identity(tmp_path: Path) -> None:
+    def spectrum(x: int) -> int:
+        return x
+
+    default = kachery_cached(spectrum)
+    explicit = kachery_cached(store=Store(tmp_path / "s"))(spectrum)
+    assert explicit.identity == default.identity
+    assert explicit.identity.endswith("spectrum") and "__wrapped__" not in explicit.identity
+    assert explicit.key(3) == default.key(3)
 
 
 def test_refs_and_uri_strings_key_by_hash_only() -> None:

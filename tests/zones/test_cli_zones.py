@@ -66,6 +66,43 @@ def test_pull_missing_and_corrupt_exit_codes(
     assert code == EXIT_CODES["corrupt"] and "discarded" in err
 
 
+def test_push_replace_repairs_a_zone_copy_that_is_corrupt_but_of_the_right_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zone_url = f"file://{tmp_path}/lab"
+    writer = Store(tmp_path / "w", zone=zone_url, fsync=False)
+    uri = writer.store_text("good bytes")
+    damaged = tmp_path / "lab" / "sha1" / uri[7:9] / uri[9:11] / uri[11:13] / uri[7:47]
+    damaged.chmod(0o644)
+    damaged.write_text("good bytez")  # same size: a plain push keeps the zone's copy
+    reader = Store(tmp_path / "r", zone=zone_url, fsync=False)
+
+    code, _, err = run(capsys, "--root", str(tmp_path / "w"), "push", uri, "--zone", zone_url)
+    assert code == 0, err
+    code, _, err = run(capsys, "--root", str(tmp_path / "r"), "pull", uri, "--zone", zone_url)
+    assert code == EXIT_CODES["corrupt"] and f"push --replace {uri}" in err
+
+    monkeypatch.setenv("KACHERY_CLOUD_DIR", str(tmp_path / "w"))
+    code, _, err = run(capsys, "push", "--replace", uri, "--zone", zone_url)
+    assert code == 0, err
+    assert reader.load_text(uri) == "good bytes"
+
+
+def test_push_replace_refuses_a_corrupt_local_copy(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    zone_url = f"file://{tmp_path}/lab"
+    writer = Store(tmp_path / "w", zone=zone_url, fsync=False)
+    uri = writer.store_text("good bytes")
+    local = writer.object_path(uri)
+    local.chmod(0o644)
+    local.write_text("good bytez")
+    code, _, err = run(capsys, "--root", str(tmp_path / "w"), "push", "--replace", uri,
+                       "--zone", zone_url)
+    assert code == EXIT_CODES["corrupt"] and "corrupt" in err
+    assert Store(tmp_path / "r", zone=zone_url).load_text(uri) == "good bytes"
+
+
 def test_push_needs_a_writable_zone_and_a_local_object(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

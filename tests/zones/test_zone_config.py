@@ -54,7 +54,9 @@ def test_http_and_fsspec_urls() -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", ["file://otherhost/x", "file:///x?y=1", "not a zone", "ftp//x", "nosuchproto://b"]
+    "spec",
+    ["file://otherhost/x", "file:///x?y=1", "not a zone", "ftp//x", "nosuchproto://b", "s3://",
+     "s3:///"],
 )
 def test_bad_specs(spec: str) -> None:
     with pytest.raises(ZoneError):
