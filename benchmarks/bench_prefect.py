@@ -45,7 +45,7 @@ os.environ.pop("PREFECT_API_URL", None)
 # Prefect reads its settings when it is first imported: the environment comes first.
 import cloudpickle  # noqa: E402
 import numpy as np  # noqa: E402
-from _common import interleaved, median, print_table  # noqa: E402
+from _common import interleaved, median, note, print_comparison, print_table  # noqa: E402
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import INPUTS, TASK_SOURCE  # noqa: E402
 from prefect.settings import (  # noqa: E402
@@ -145,31 +145,30 @@ def main() -> None:
             hits = timed(1, args.reps)
             records = {name: _record_sizes(results, name) for name in tasks}
             states = _dask_state_sizes(tasks, n)
-        npy_bytes = n * 8 + 128
         title = f"a task returning a {args.mib} MiB float64 array (median of {args.reps})"
         miss = {name: median(ts) for name, ts in misses.items()}
         hit = {name: median(ts) for name, ts in hits.items()}
         print_table(f"{title}: miss (compute, persist)", list(miss.items()), DEFAULT)
         print_table(f"{title}: hit (cached, new flow run)", list(hit.items()), DEFAULT)
-        print(f"\nsizes for a {args.mib} MiB result")
-        header = f"{'record on disk':>16}  {'State under Dask':>17}  {'its result':>11}"
-        print(f"  {'case':<24}  {header}")
+        print_comparison(f"{title}: kachery_task against Prefect's default persistence", [
+            {"what": "miss (compute, persist)", "ours": miss[KACHERY], "anchor": miss[DEFAULT],
+             "anchor_name": DEFAULT, "target": ">= 3x faster"},
+            {"what": "hit (new flow run)", "ours": hit[KACHERY], "anchor": hit[DEFAULT],
+             "anchor_name": DEFAULT, "target": ">= 4x faster"},
+            {"what": "hit, return_ref (no load)", "ours": hit[KACHERY_REF],
+             "anchor": hit[DEFAULT], "anchor_name": DEFAULT},
+        ])
+        print()
         for name in tasks:
             state, data = states[name]
-            print(
-                f"  {name:<24}  {_fmt_bytes(records[name]):>16}  {_fmt_bytes(state):>17}"
-                f"  {_fmt_bytes(data):>11}"
+            note(
+                f"{name}: record on disk {_fmt_bytes(records[name])}, State shipped under "
+                f"DaskTaskRunner {_fmt_bytes(state)} (its result record {_fmt_bytes(data)})"
             )
-        print(f"  (kachery: plus the result as one npy object of {_fmt_bytes(npy_bytes)})")
-        print("\ntargets (DESIGN.md section 4)")
-        print(f"  miss: {miss[DEFAULT] / miss[KACHERY]:.1f}x faster (target >= 3x)")
-        print(f"  hit:  {hit[DEFAULT] / hit[KACHERY]:.1f}x faster (target >= 4x); "
-              f"with return_ref {hit[DEFAULT] / hit[KACHERY_REF]:.1f}x")
-        print(f"  record: {records[KACHERY]} B (target < 1 KB)")
-        state, data = states[KACHERY_REF]
-        print(
-            f"  State under Dask with return_ref: {state} B, of which the result record "
-            f"{data} B (target < 1 KB; Prefect's State envelope alone pickles to ~1 KB)"
+        note(
+            f"targets: record < 1 KB, State < 1 KB; kachery objects: one npy of "
+            f"{_fmt_bytes(n * 8 + 128)} per result; Prefect's State envelope alone pickles "
+            "to ~1 KB"
         )
     finally:
         shutil.rmtree(_SCRATCH, ignore_errors=True)
