@@ -11,6 +11,7 @@ from prefect import Task, task
 from prefect.cache_policies import CachePolicy
 
 from .._results import put_value
+from ..store import get_default_store
 from ..uri import Ref
 from ._policy import _RETURNS_REF, KACHERY_DEFAULT, KacheryInputs
 from ._serializer import KacherySerializer
@@ -22,14 +23,12 @@ R = TypeVar("R")
 
 
 def _as_ref(value: Any, serializer: Any, stem: str) -> Ref:
+    """``value`` stored in the serializer's store (the default store for other serializers)."""
     if isinstance(value, Ref):
         return value
-    store = serializer.get_store() if isinstance(serializer, KacherySerializer) else None
-    if store is None:
-        from ..store import get_default_store
-
-        store = get_default_store()
-    return put_value(store, value, stem)
+    if isinstance(serializer, KacherySerializer):
+        return put_value(serializer.get_store(), value, stem)
+    return put_value(get_default_store(), value, stem)
 
 
 def _returning_ref(fn: Callable[..., Any], serializer: Any) -> Callable[..., Any]:
