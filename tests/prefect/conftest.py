@@ -29,9 +29,15 @@ os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("PREFECT_API_KEY", None)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _prefect_home() -> Iterator[None]:
+    """Removes the session's ``PREFECT_HOME`` when the session ends."""
+    yield
+    shutil.rmtree(_HOME, ignore_errors=True)
+
 
 @pytest.fixture(scope="session")
-def prefect_api_url() -> Iterator[str]:
+def prefect_api_url(_prefect_home: None) -> Iterator[str]:
     """A Prefect API server (``prefect_test_harness``) shared by the session; its URL."""
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
@@ -40,7 +46,6 @@ def prefect_api_url() -> Iterator[str]:
         url = PREFECT_API_URL.value()
         assert url
         yield url
-    shutil.rmtree(_HOME, ignore_errors=True)
 
 
 @pytest.fixture
