@@ -51,6 +51,7 @@ __all__ = [
     "ActionCache",
     "CacheEntry",
     "IndexEntry",
+    "RefMap",
     "action_cache",
     "build_record",
     "describe",
@@ -163,6 +164,49 @@ def _write_small(store: Store, path: Path, data: bytes, *, fsync: bool) -> None:
         os.replace(w.path, path)
 
 
+class RefMap:
+    """A store's mutable name -> text map: its zone's refs when the zone is writable and
+    has refs (shared with every machine using the zone); otherwise the local directory
+    ``<root>/.kachery-flows/refs/``, whose reads fall back to a read-only zone's refs.
+
+    Names are zone ref names (see :func:`kachery_flows.zones.base.validate_ref_name`);
+    callers taking names from outside validate them first.
+    """
+
+    def __init__(self, store: Store) -> None:
+        zone = store.zone
+        refs = zone is not None and zone.supports_refs
+        #: The writable zone holding the map, or None when the map is local.
+        self.zone: Zone | None = zone if refs and zone is not None and zone.writable else None
+        self._fallback_zone: Zone | None = (
+            zone if refs and zone is not None and not zone.writable else None
+        )
+        #: The local map (None when the map is the zone's).
+        self.local: _DirRefMap | None = (
+            None if self.zone is not None
+            else _DirRefMap(store.root / ".kachery-flows" / "refs", store)
+        )
+
+    def get(self, name: str) -> str | None:
+        """The text of ``name``, or None."""
+        if self.zone is not None:
+            return self.zone.get_ref(name)
+        assert self.local is not None
+        text = self.local.get(name)
+        if text is None and self._fallback_zone is not None:
+            with suppress(NotImplementedError):
+                text = self._fallback_zone.get_ref(name)
+        return text
+
+    def set(self, name: str, value: str | None) -> None:
+        """Set ``name`` to ``value`` (None removes it)."""
+        if self.zone is not None:
+            self.zone.set_ref(name, value)
+        else:
+            assert self.local is not None
+            self.local.set(name, value)
+
+
 class ActionCache:
     """The action cache of one :class:`~kachery_flows.store.Store` (see the module docs)."""
 
@@ -170,14 +214,8 @@ class ActionCache:
         self.store = store
         internal = store.root / ".kachery-flows"
         zone = store.zone
-        refs = zone is not None and zone.supports_refs
-        self._zone: Zone | None = zone if refs and zone is not None and zone.writable else None
-        self._fallback_zone: Zone | None = (
-            zone if refs and zone is not None and not zone.writable else None
-        )
-        self.local_refs: _DirRefMap | None = (
-            None if self._zone is not None else _DirRefMap(internal / "refs", store)
-        )
+        self.refs = RefMap(store)
+        self.local_refs = self.refs.local
         self.index_dir = internal / "memo" / "keys"
         if isinstance(zone, LocalZone) and zone.writable:
             self.lock_dir = zone.root / ".kachery-flows" / "locks"
@@ -194,24 +232,11 @@ class ActionCache:
 
     def get(self, key: str) -> CacheEntry | None:
         """The entry of ``key``, or None."""
-        name = f"memo/{key}"
-        if self._zone is not None:
-            text = self._zone.get_ref(name)
-        else:
-            assert self.local_refs is not None
-            text = self.local_refs.get(name)
-            if text is None and self._fallback_zone is not None:
-                with suppress(NotImplementedError):
-                    text = self._fallback_zone.get_ref(name)
+        text = self.refs.get(f"memo/{key}")
         return CacheEntry.decode(text) if text is not None else None
 
     def _set(self, key: str, entry: CacheEntry | None) -> None:
-        value = entry.encode() if entry is not None else None
-        if self._zone is not None:
-            self._zone.set_ref(self.ref_name(key), value)
-        else:
-            assert self.local_refs is not None
-            self.local_refs.set(self.ref_name(key), value)
+        self.refs.set(self.ref_name(key), entry.encode() if entry is not None else None)
 
     def put(self, key: str, function: str, entry: CacheEntry) -> None:
         """Point ``key`` at ``entry`` (the result and record must already be stored)."""
