@@ -36,6 +36,7 @@ QUICK_ARGS = {
     "bench_zones": ["--size-mib", "32", "--repeats", "2"],
     "bench_kachery_network": ["--sizes-mib", "8", "--repeats", "2"],
     "bench_dask": ["--mb", "20", "--gib", "0.1", "--repeats", "2", "--transfer-repeats", "3"],
+    "bench_prefect": ["--mib", "20", "--reps", "2"],
 }
 
 _TITLES = {

@@ -28,7 +28,6 @@ import math
 import os
 import sys
 from collections.abc import Callable
-from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +45,9 @@ __all__ = [
     "MISS",
     "StoredResult",
     "load_result",
+    "load_value",
     "object_path",
+    "put_value",
     "result_exists",
     "scan_refs",
     "store_result",
@@ -139,32 +140,35 @@ def scan_refs(value: Any) -> tuple[str, ...]:
 _tokens = BackgroundThread("kachery-token")
 
 
-def store_result(store: Store, value: Any, stem: str) -> StoredResult:
-    """Write ``value`` with the codec that suits it; return its Ref and metadata."""
-    pending: Future[bytes] | None = None
-    write: Callable[[HashingWriter], object]
+def _encoder(value: Any) -> tuple[str, Callable[[HashingWriter], object]]:
+    """The codec that suits ``value`` (see the module docs) and a writer of its bytes."""
     if _is_npy_array(value):
-        codec = "npy"
-        # The content token is hashed on another core while the array is written.
-        pending = _tokens.submit(array_token, value)
         array = value
 
-        def write(w: HashingWriter) -> None:
+        def write_npy(w: HashingWriter) -> None:
             codecs.write_npy(w, array)
 
+        return "npy", write_npy
+    if type(value) is bytes:
+        codec, data = "bytes", value
+    elif _json_exact(value):
+        codec, data = "json", codecs.encode_json(value)
     else:
-        if type(value) is bytes:
-            codec, data = "bytes", value
-        elif _json_exact(value):
-            codec, data = "json", codecs.encode_json(value)
-        else:
-            import cloudpickle
+        import cloudpickle
 
-            codec, data = "pkl", cloudpickle.dumps(value, protocol=codecs.PICKLE_PROTOCOL)
+        codec, data = "pkl", cloudpickle.dumps(value, protocol=codecs.PICKLE_PROTOCOL)
 
-        def write(w: HashingWriter) -> None:
-            w.write(data)
+    def write(w: HashingWriter) -> None:
+        w.write(data)
 
+    return codec, write
+
+
+def store_result(store: Store, value: Any, stem: str) -> StoredResult:
+    """Write ``value`` with the codec that suits it; return its Ref and metadata."""
+    codec, write = _encoder(value)
+    # The content token of an array is hashed on another core while the array is written.
+    pending = _tokens.submit(array_token, value) if codec == "npy" else None
     try:
         ref = store._put_cache_object(write, codec, label=stem + _SUFFIX[codec])
     finally:
@@ -172,6 +176,17 @@ def store_result(store: Store, value: Any, stem: str) -> StoredResult:
     size = store.object_path(ref).stat().st_size
     refs = () if codec in ("npy", "bytes") else scan_refs(value)
     return StoredResult(ref, size, token, _type_name(value), refs)
+
+
+def put_value(store: Store, value: Any, stem: str) -> Ref:
+    """Store ``value`` with the codec that suits it as an ordinary object: like the
+    ``store_*`` functions, it is uploaded to the zone and never garbage-collected.
+
+    The label is ``stem`` plus the codec's suffix (``.npy``, ``.json``, ``.pkl``; none for
+    bytes), so :meth:`Ref.guess_codec` recovers the codec from the URI alone.
+    """
+    codec, write = _encoder(value)
+    return store._put(write, stem + _SUFFIX[codec], codec, local=False)
 
 
 def _quarantine(store: Store, path: str) -> None:
@@ -279,6 +294,24 @@ def load_result(
         if hashlib.sha1(data).hexdigest() != sha1:
             _quarantine(store, path)
         return MISS
+
+
+def load_value(store: Store, ref: Ref, codec: str) -> Any:
+    """Load an object written by :func:`put_value` (fetched and verified from the zone if
+    it is not local), or :data:`MISS` if it is missing everywhere or corrupt.
+
+    The checks are :func:`load_result`'s, against the local object's size.
+    """
+    root = str(store.root)
+    path = object_path(root, ref.sha1)
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        try:
+            size = os.stat(store.download(ref)).st_size
+        except ObjectNotFoundError:
+            return MISS
+    return load_result(store, root, ref.sha1, codec, size, None)
 
 
 def result_exists(store: Store, root: str, sha1: str, size: int) -> bool:

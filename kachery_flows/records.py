@@ -68,6 +68,7 @@ __all__ = [
     "ActionCache",
     "CacheEntry",
     "IndexEntry",
+    "RefMap",
     "action_cache",
     "build_record",
     "describe",
@@ -171,17 +172,6 @@ class _DirRefMap:
 _O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 
-def _read_zone_ref(zone: Zone, name: str) -> str | None:
-    """A zone's ref text; None if the zone holds something that cannot be a ref (too
-    large, not text). Transient trouble and denied access still raise."""
-    try:
-        return zone.get_ref(name)
-    except (ZoneUnavailableError, ZonePermissionError):
-        raise
-    except ZoneError:
-        return None
-
-
 def _write_small(store: Store, path: Path, data: bytes, *, fsync: bool) -> None:
     """Replace the file ``path`` with ``data`` atomically (through the staging dir)."""
     with staged_writer(store.staging_dir, fsync=fsync, group_shared=store.group_shared) as w:
@@ -197,6 +187,57 @@ def _write_small(store: Store, path: Path, data: bytes, *, fsync: bool) -> None:
         raise StoreWriteError.from_os_error(exc, "write", path) from exc
 
 
+class RefMap:
+    """A store's mutable name -> text map: its zone's refs when the zone is writable and
+    has refs (shared with every machine using the zone); otherwise the local directory
+    ``<root>/.kachery-flows/refs/``, whose reads fall back to a read-only zone's refs.
+
+    Names are zone ref names (see :func:`kachery_flows.zones.base.validate_ref_name`);
+    callers taking names from outside validate them first.
+    """
+
+    def __init__(self, store: Store) -> None:
+        zone = store.zone
+        refs = zone is not None and zone.supports_refs
+        #: The writable zone holding the map, or None when the map is local.
+        self.zone: Zone | None = zone if refs and zone is not None and zone.writable else None
+        self._fallback_zone: Zone | None = (
+            zone if refs and zone is not None and not zone.writable else None
+        )
+        #: The local map (None when the map is the zone's).
+        self.local: _DirRefMap | None = (
+            None if self.zone is not None
+            else _DirRefMap(store.root / ".kachery-flows" / "refs", store)
+        )
+
+    def get(self, name: str) -> str | None:
+        """The text of ``name``, or None; also None when a zone holds something there that
+        cannot be a ref (larger than ``MAX_REF_BYTES``, or not text): others write a zone's
+        refs, and a bad one must read as absent, not fail the caller. Transient trouble
+        and denied access still raise."""
+        try:
+            if self.zone is not None:
+                return self.zone.get_ref(name)
+            assert self.local is not None
+            text = self.local.get(name)
+            if text is None and self._fallback_zone is not None:
+                with suppress(NotImplementedError):
+                    text = self._fallback_zone.get_ref(name)
+            return text
+        except (ZoneUnavailableError, ZonePermissionError):
+            raise
+        except ZoneError:
+            return None
+
+    def set(self, name: str, value: str | None) -> None:
+        """Set ``name`` to ``value`` (None removes it)."""
+        if self.zone is not None:
+            self.zone.set_ref(name, value)
+        else:
+            assert self.local is not None
+            self.local.set(name, value)
+
+
 class ActionCache:
     """The action cache of one :class:`~kachery_flows.store.Store` (see the module docs)."""
 
@@ -204,14 +245,8 @@ class ActionCache:
         self.store = store
         internal = store.root / ".kachery-flows"
         zone = store.zone
-        refs = zone is not None and zone.supports_refs
-        self._zone: Zone | None = zone if refs and zone is not None and zone.writable else None
-        self._fallback_zone: Zone | None = (
-            zone if refs and zone is not None and not zone.writable else None
-        )
-        self.local_refs: _DirRefMap | None = (
-            None if self._zone is not None else _DirRefMap(internal / "refs", store)
-        )
+        self.refs = RefMap(store)
+        self.local_refs = self.refs.local
         self.index_dir = internal / "memo" / "keys"
         if isinstance(zone, LocalZone) and zone.writable:
             self.lock_dir = zone.root / ".kachery-flows" / "locks"
@@ -232,26 +267,12 @@ class ActionCache:
         return f"memo/{key}"
 
     def get(self, key: str) -> CacheEntry | None:
-        """The entry of ``key``, or None (also when the ref holds something that is not an
-        entry: others write a zone's refs, and a bad one is a miss, not a failure)."""
-        name = f"memo/{key}"
-        if self._zone is not None:
-            text = _read_zone_ref(self._zone, name)
-        else:
-            assert self.local_refs is not None
-            text = self.local_refs.get(name)
-            if text is None and self._fallback_zone is not None:
-                with suppress(NotImplementedError):
-                    text = _read_zone_ref(self._fallback_zone, name)
+        """The entry of ``key``, or None (also when the ref is not an entry: a miss)."""
+        text = self.refs.get(f"memo/{key}")
         return CacheEntry.decode(text) if text is not None else None
 
     def _set(self, key: str, entry: CacheEntry | None) -> None:
-        value = entry.encode() if entry is not None else None
-        if self._zone is not None:
-            self._zone.set_ref(self.ref_name(key), value)
-        else:
-            assert self.local_refs is not None
-            self.local_refs.set(self.ref_name(key), value)
+        self.refs.set(self.ref_name(key), entry.encode() if entry is not None else None)
 
     def put(self, key: str, function: str, entry: CacheEntry) -> None:
         """Point ``key`` at ``entry`` (the result and record must already be stored)."""
@@ -298,9 +319,8 @@ class ActionCache:
         if entry.result in self._distrust_logged:
             return
         self._distrust_logged.add(entry.result)
-        where = f"zone {self._zone.name}" if self._zone is not None else "the store's ref map"
-        if self._fallback_zone is not None:
-            where += f" or zone {self._fallback_zone.name}"
+        zone = self.refs.zone or self.store.zone
+        where = f"zone {zone.name}" if zone is not None else "the store's ref map"
         _log.info(
             "not unpickling memoized result sha1://%s from %s: this store did not pickle "
             "it; recomputing. If you trust everyone who can write there, set "
