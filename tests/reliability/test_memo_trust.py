@@ -99,7 +99,7 @@ def test_a_planted_pickle_is_never_unpickled_by_a_hit(
     messages = [r.getMessage() for r in caplog.records if "not unpickling" in r.message]
     assert len(messages) == 1 and evil.sha1 in messages[0]  # once per result, not per hit
     assert all(r.levelno < logging.WARNING for r in caplog.records)
-    figures.add("memo trust", "planted malicious pickle entries in a shared zone: hits / "
+    figures.add("memo trust", "planted malicious pickle entries in a shared zone: planted / "
                 "recomputed / payload executed", f"{planted} / {len(_RUNS)} / 0")
 
 
