@@ -15,9 +15,18 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .errors import StoreWriteError
-from .hashing import HashingWriter
+from .hashing import HashingWriter, sha1_of_file
 
-__all__ = ["TEMP_SUFFIX", "copy_file_into", "fsync_dir", "make_dirs", "publish", "staged_writer"]
+__all__ = [
+    "TEMP_SUFFIX",
+    "copy_file_into",
+    "create_marker",
+    "fsync_dir",
+    "holds",
+    "make_dirs",
+    "publish",
+    "staged_writer",
+]
 
 _COPY_BLOCK = 8 * 1024 * 1024
 
@@ -41,17 +50,29 @@ def make_dirs(path: Path, *, group_shared: bool) -> None:
         os.chmod(path, 0o2775)
 
 
+def create_marker(path: Path, *, group_shared: bool) -> None:
+    """Create the empty file ``path`` (and its directory) if it does not exist."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o664)
+    except FileNotFoundError:
+        make_dirs(path.parent, group_shared=group_shared)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o664)
+    try:
+        if group_shared:
+            os.fchmod(fd, 0o664)  # not masked by the umask
+    finally:
+        os.close(fd)
+
+
 def fsync_dir(path: Path) -> None:
     """fsync a directory so a rename into it survives a crash."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
-    try:
+    with suppress(OSError):
         os.fsync(fd)
-    except OSError:
-        pass
-    finally:
+    with suppress(OSError):
         os.close(fd)
 
 
@@ -82,8 +103,14 @@ def staged_writer(
             yield writer
             if fsync:
                 _fsync(fd, path)
-        finally:
-            os.close(fd)
+        except BaseException:
+            with suppress(OSError):
+                os.close(fd)
+            raise
+        try:
+            os.close(fd)  # NFS and quotas may report a failed write only now
+        except OSError as exc:
+            raise StoreWriteError.from_os_error(exc, "close", path) from exc
     except BaseException:
         _discard(path)
         raise
@@ -114,23 +141,34 @@ def _discard(path: Path) -> None:
         os.unlink(path)
 
 
-def publish(
-    temp_path: Path, dest: Path, *, fsync: bool, group_shared: bool = False
-) -> bool:
-    """Move a finished temp file to ``dest``; return False if ``dest`` already held it.
+def holds(path: Path, sha1: str, size: int) -> bool:
+    """Whether the file ``path`` exists and holds the ``size`` bytes that hash to ``sha1``.
 
-    An existing object with the same size is kept (content addressing makes it the same
-    bytes, unless corrupt, which ``verify`` catches); one with a different size is a
-    truncated leftover and is replaced atomically.
+    The size is compared first, so only a file that may be the object is re-hashed.
     """
     try:
-        size = temp_path.stat().st_size
-        try:
-            if dest.stat().st_size == size:
-                _discard(temp_path)
-                return False
-        except FileNotFoundError:
-            pass
+        if path.stat().st_size != size:
+            return False
+        return sha1_of_file(path) == sha1
+    except FileNotFoundError:
+        return False
+
+
+def publish(
+    temp_path: Path, dest: Path, *, sha1: str, fsync: bool, group_shared: bool = False
+) -> bool:
+    """Move a finished temp file (whose bytes hash to ``sha1``) to ``dest``; return True
+    if ``dest`` did not exist before.
+
+    An existing file is kept only if it really is the object (same size and hash, the
+    check git makes on a collision): a damaged copy under the object's name, truncated
+    or with a flipped bit, is replaced atomically, so storing the bytes again repairs it.
+    """
+    try:
+        existed = os.path.lexists(dest)
+        if existed and holds(dest, sha1, temp_path.stat().st_size):
+            _discard(temp_path)
+            return False
         make_dirs(dest.parent, group_shared=group_shared)
         os.replace(temp_path, dest)
     except OSError as exc:
@@ -138,4 +176,4 @@ def publish(
         raise StoreWriteError.from_os_error(exc, "publish", dest) from exc
     if fsync:
         fsync_dir(dest.parent)
-    return True
+    return not existed

@@ -1,15 +1,18 @@
 """A lock file with expiry, for computing one memo key once across processes and hosts.
 
-The lock is a file created with ``O_CREAT | O_EXCL`` (atomic on local file systems and on
-NFSv3+), holding the owner's pid, host, time and a random nonce. The owner's process
-refreshes its mtime every :data:`HEARTBEAT_SECONDS` while it computes, so a lock is stale
-when its mtime is older than :data:`STALE_SECONDS` (owner gone, on any host), or at once
-when its owner is on this host and that process no longer exists. A stale lock is renamed
-aside (so two processes breaking it at once cannot both win) and removed.
+The lock is a file holding the owner's pid, host, time and a random nonce, written to a
+temp file first and hard-linked into place (``link`` fails if the lock exists: atomic on
+local file systems and NFS, as git relies on), so a lock file never exists without its
+owner's info. The owner's process refreshes its mtime every :data:`HEARTBEAT_SECONDS`
+while it computes, so a lock is stale when its mtime is older than :data:`STALE_SECONDS`
+(owner gone, on any host), or at once when its owner is on this host and that process no
+longer exists. A stale lock is renamed aside (so two processes breaking it at once cannot
+both win) and removed.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -20,13 +23,22 @@ from contextlib import suppress
 from pathlib import Path
 
 from ._atomic import make_dirs
+from .errors import StoreWriteError
 
-__all__ = ["HEARTBEAT_SECONDS", "STALE_SECONDS", "FileLock"]
+__all__ = ["HEARTBEAT_SECONDS", "STALE_SECONDS", "UNWRITTEN_SECONDS", "FileLock"]
 
 #: A lock whose file was not refreshed for this long is abandoned.
 STALE_SECONDS = 60.0
 #: How often a holder refreshes its lock files.
 HEARTBEAT_SECONDS = 10.0
+#: A lock file without readable owner info is abandoned once this old.
+UNWRITTEN_SECONDS = 5.0
+
+_TEMP_SUFFIX = ".tmp"
+# errnos of file systems without hard links (FAT, some FUSE and SMB mounts)
+_NO_HARD_LINKS = frozenset(
+    {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK}
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -78,6 +90,14 @@ class _Heartbeat:
             else:
                 self._held.pop(path, None)
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: the parent's locks are not the child's to refresh, and the
+        parent's thread and internal lock did not come along."""
+        self._held = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = None
+
     def _run(self) -> None:
         while True:
             self._wake.wait(HEARTBEAT_SECONDS)
@@ -90,6 +110,8 @@ class _Heartbeat:
 
 
 _heartbeat = _Heartbeat()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_heartbeat.forget_after_fork)
 
 
 class FileLock:
@@ -104,34 +126,69 @@ class FileLock:
         """Take the lock if it is free (or stale); never waits."""
         if self._nonce is not None:
             raise RuntimeError(f"lock {self.path} is already held by this object")
-        for _ in range(3):
-            if self._create():
-                return True
-            if not self._break_if_stale():
-                return False
+        try:
+            for _ in range(3):
+                if self._create():
+                    return True
+                if not self._break_if_stale():
+                    return False
+        except StoreWriteError:
+            raise
+        except OSError as exc:
+            raise StoreWriteError.from_os_error(exc, "create the lock file", self.path) from exc
         return False
 
     def _create(self) -> bool:
+        """Write the owner's info to a temp file, then hard-link it to the lock's name: the
+        lock never exists without its owner (a process killed in between leaves only a
+        temp file), so a dead owner is recognised at once. Where hard links are not
+        supported, the lock file is created exclusively and then written."""
         nonce = secrets.token_hex(8)
+        info = {"pid": os.getpid(), "host": _host(), "time": time.time(), "nonce": nonce}
+        temp = self.path.with_name(f"{self.path.name}.{nonce}{_TEMP_SUFFIX}")
+        try:
+            fd = self._open_exclusive(temp)
+        except FileExistsError:
+            return False
+        try:
+            try:
+                os.write(fd, json.dumps(info).encode())
+            finally:
+                os.close(fd)
+            try:
+                os.link(temp, self.path)
+            except FileExistsError:
+                return False
+            except OSError as exc:
+                if exc.errno not in _NO_HARD_LINKS:
+                    raise
+                if not self._create_in_place(info):
+                    return False
+        finally:
+            with suppress(FileNotFoundError):
+                os.unlink(temp)
+        self._nonce = nonce
+        _heartbeat.add(self.path)
+        return True
+
+    def _open_exclusive(self, path: Path) -> int:
         mode = 0o664 if self.group_shared else 0o644
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
         try:
-            fd = os.open(self.path, flags, mode)
+            return os.open(path, flags, mode)
+        except FileNotFoundError:
+            make_dirs(path.parent, group_shared=self.group_shared)
+            return os.open(path, flags, mode)
+
+    def _create_in_place(self, info: dict[str, object]) -> bool:
+        try:
+            fd = self._open_exclusive(self.path)
         except FileExistsError:
             return False
-        except FileNotFoundError:
-            make_dirs(self.path.parent, group_shared=self.group_shared)
-            try:
-                fd = os.open(self.path, flags, mode)
-            except FileExistsError:
-                return False
         try:
-            info = {"pid": os.getpid(), "host": _host(), "time": time.time(), "nonce": nonce}
             os.write(fd, json.dumps(info).encode())
         finally:
             os.close(fd)
-        self._nonce = nonce
-        _heartbeat.add(self.path)
         return True
 
     def _break_if_stale(self) -> bool:
@@ -149,7 +206,10 @@ class FileLock:
             and isinstance(pid, int)
             and not _pid_alive(pid)
         )
-        if age < STALE_SECONDS and not dead_owner:
+        # Without hard links an owner killed between creating and writing the lock
+        # leaves it empty; a live owner writes it within moments.
+        ownerless = info is None and age >= UNWRITTEN_SECONDS
+        if age < STALE_SECONDS and not dead_owner and not ownerless:
             return False
         aside = self.path.with_name(f"{self.path.name}.stale-{secrets.token_hex(6)}")
         try:

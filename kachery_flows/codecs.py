@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import pickle
 from decimal import Decimal
 from pathlib import Path
@@ -163,8 +164,40 @@ def write_npy(writer: _Writer, arr: Any) -> None:
     writer.write(np.asarray(data).reshape(-1).view(np.uint8))
 
 
+def _check_npy_header(path: Path, where: str) -> None:
+    """Refuse a header that announces more data than the file holds, before numpy
+    allocates memory for it (a 100-byte file can announce terabytes)."""
+    import numpy as np
+
+    fmt = np.lib.format
+    with open(path, "rb") as f:
+        try:
+            version = fmt.read_magic(f)
+            if version == (1, 0):
+                shape, _fortran, dtype = fmt.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _fortran, dtype = fmt.read_array_header_2_0(f)
+            else:
+                return  # format 3.0 (utf-8 field names): numpy's own checks only
+        except (ValueError, OSError, EOFError, TypeError) as exc:
+            raise DecodeError(f"{where} is not a loadable .npy file: {exc}") from exc
+        available = os.fstat(f.fileno()).st_size - f.tell()
+    count = 1
+    for n in shape:
+        count *= n  # Python ints: no overflow
+    if dtype.hasobject:
+        return  # refused by allow_pickle=False
+    announced = count * dtype.itemsize
+    if count < 0 or announced > available:
+        raise DecodeError(
+            f"{where} is not a loadable .npy file: its header announces shape {shape} of "
+            f"{dtype} ({announced} bytes) but it holds {available} bytes of data"
+        )
+
+
 def load_npy_file(path: Path, where: str, mmap_mode: str | None = None) -> Any:
-    """Load a ``.npy`` file with ``allow_pickle=False`` (header size bounded by numpy)."""
+    """Load a ``.npy`` file with ``allow_pickle=False``; a header that does not fit the
+    file (truncated data, or a bomb announcing terabytes) is a :class:`DecodeError`."""
     if mmap_mode not in (None, "r", "c"):
         raise ValueError(
             f"mmap_mode={mmap_mode!r} is not allowed for stored objects: they are immutable; "
@@ -172,9 +205,10 @@ def load_npy_file(path: Path, where: str, mmap_mode: str | None = None) -> Any:
         )
     import numpy as np
 
+    _check_npy_header(path, where)
     try:
         return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)  # type: ignore[arg-type]
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, MemoryError) as exc:
         raise DecodeError(f"{where} is not a loadable .npy file: {exc}") from exc
 
 
@@ -199,7 +233,8 @@ _SAFE_GLOBALS: dict[str, frozenset[str]] = {
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         allowed = _SAFE_GLOBALS.get(module)
-        is_dtype_class = module == "numpy.dtypes" and name.endswith("DType")
+        # A dotted name walks attributes from the module (protocol 4): only plain names.
+        is_dtype_class = module == "numpy.dtypes" and name.endswith("DType") and "." not in name
         if (allowed is None or name not in allowed) and not is_dtype_class:
             raise UnsafePickleError(
                 f"refusing to unpickle {module}.{name}: only containers, scalars and numpy "

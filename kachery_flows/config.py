@@ -13,6 +13,9 @@ variable                   meaning
 ``KACHERY_FLOWS_FSYNC``    ``0`` turns off fsync on writes (scratch stores only)
 ``KACHERY_CLOUD_MULTI_USER`` ``1`` makes new directories group-writable + setgid and
                            files group-readable, for a lab-shared store
+``KACHERY_FLOWS_TRUST_ZONE_PICKLES`` ``1`` lets memo hits unpickle results this store did
+                           not pickle itself (written by anyone who can write the zone or
+                           the store's ref map); see ``SECURITY.md``
 =========================  ==============================================================
 
 The kachery network zone (``KACHERY_ZONE=kachery:<zone>``, see
@@ -51,6 +54,7 @@ ENV_VARIABLES = (
     "KACHERY_FLOWS_FSYNC",
     "KACHERY_CLOUD_MULTI_USER",
     "KACHERY_FLOWS_RETRY_SECONDS",
+    "KACHERY_FLOWS_TRUST_ZONE_PICKLES",
     "HOME",
 )
 
@@ -108,6 +112,7 @@ class Settings:
     fsync: bool
     multi_user: bool
     retry_seconds: float = 60.0
+    trust_zone_pickles: bool = False
 
     @property
     def zones_file(self) -> Path:
@@ -125,6 +130,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         fsync=_flag(env, "KACHERY_FLOWS_FSYNC", True),
         multi_user=_flag(env, "KACHERY_CLOUD_MULTI_USER", False),
         retry_seconds=_seconds(env, "KACHERY_FLOWS_RETRY_SECONDS", 60.0),
+        trust_zone_pickles=_flag(env, "KACHERY_FLOWS_TRUST_ZONE_PICKLES", False),
     )
 
 

@@ -5,11 +5,18 @@ What :func:`collect_garbage` may delete, and only once older than the grace peri
 * orphan temp files left by killed writers, and abandoned lock files;
 * objects the action cache wrote (memo results and records, marked under
   ``<root>/.kachery-flows/memo/objects/``) that no live record reaches: not the record
-  object itself, not its result, not a URI inside the result, not an input ref.
+  object itself, not its result, not a URI inside the result, not an input ref;
+* the trust markers of pickled results no live record reaches
+  (``<root>/.kachery-flows/memo/trusted/``, see :mod:`kachery_flows.records`).
 
 It never deletes an object stored with ``store_*`` (those are never marked, and storing
 marked bytes again removes the mark: their URIs may have been shared), and never anything
 in a zone: with a zone, local copies are just a cache of what the zone keeps.
+
+A live entry whose record cannot be read (missing here and in the zone, or corrupt) might
+reach objects that nothing else names: then no object and no trust marker is deleted
+(the report lists the entries in ``unreadable_records``; clear them, or restore their
+records, to let gc collect again). Temp and lock files are still removed.
 
 Records are live until an explicit policy expires them: ``expire_records_days`` forgets the
 entries not used on this machine for that many days, least recently used first. With a
@@ -21,7 +28,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .records import ActionCache, action_cache, reached_by
@@ -45,6 +54,8 @@ class GCReport:
     kept_recent: list[str] = field(default_factory=list)
     removed_temp_files: list[str] = field(default_factory=list)
     removed_lock_files: list[str] = field(default_factory=list)
+    removed_trust_markers: list[str] = field(default_factory=list)
+    unreadable_records: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able summary."""
@@ -57,6 +68,8 @@ class GCReport:
             "kept_recent": self.kept_recent,
             "removed_temp_files": self.removed_temp_files,
             "removed_lock_files": self.removed_lock_files,
+            "removed_trust_markers": self.removed_trust_markers,
+            "unreadable_records": self.unreadable_records,
         }
 
 
@@ -83,8 +96,19 @@ def _live_objects(cache: ActionCache, expired: set[str], report: GCReport) -> se
             continue
         report.live_records += 1
         live.update((entry.record, entry.result))
-        live.update(reached_by(cache.read_record(entry)))
+        record = cache.read_record(entry)
+        if record is None:
+            report.unreadable_records.append(key)
+        live.update(reached_by(record))
     return live
+
+
+def _markers(base: Path) -> Iterator[Path]:
+    """The marker files ``<base>/aa/<sha1>``."""
+    for shard in sorted(base.glob("??")) if base.is_dir() else []:
+        for marker in sorted(shard.iterdir()):
+            if is_sha1_hex(marker.name):
+                yield marker
 
 
 def _old(path: str, cutoff: float) -> bool:
@@ -116,25 +140,29 @@ def collect_garbage(
         expired = _expire(cache, now - expire_records_days * _DAY, report)
     live = _live_objects(cache, expired, report)
 
-    marks = store.cache_marks_dir
-    for shard in sorted(marks.glob("??")) if marks.is_dir() else []:
-        for marker in sorted(shard.iterdir()):
-            sha1 = marker.name
-            if not is_sha1_hex(sha1) or sha1 in live:
-                continue
-            obj = store.object_path(f"sha1://{sha1}")
-            if not obj.exists():
-                if not dry_run:
-                    marker.unlink(missing_ok=True)
-                continue
-            if not (_old(str(obj), cutoff) and _old(str(marker), cutoff)):
-                report.kept_recent.append(sha1)
-                continue
-            size = obj.stat().st_size
-            report.deleted_objects.append(sha1)
-            report.deleted_bytes += size
+    collectable = [] if report.unreadable_records else list(_markers(store.cache_marks_dir))
+    for marker in collectable:
+        sha1 = marker.name
+        if sha1 in live:
+            continue
+        obj = store.object_path(f"sha1://{sha1}")
+        if not obj.exists():
             if not dry_run:
-                obj.unlink(missing_ok=True)
+                marker.unlink(missing_ok=True)
+            continue
+        if not (_old(str(obj), cutoff) and _old(str(marker), cutoff)):
+            report.kept_recent.append(sha1)
+            continue
+        size = obj.stat().st_size
+        report.deleted_objects.append(sha1)
+        report.deleted_bytes += size
+        if not dry_run:
+            obj.unlink(missing_ok=True)
+            marker.unlink(missing_ok=True)
+    for marker in [] if report.unreadable_records else _markers(cache.trusted_dir):
+        if marker.name not in live and _old(str(marker), cutoff):
+            report.removed_trust_markers.append(marker.name)
+            if not dry_run:
                 marker.unlink(missing_ok=True)
 
     for temp in store.iter_temp_files():

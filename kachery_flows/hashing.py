@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from threading import Lock
 from typing import Any
 
+from ._background import BackgroundThread
 from .errors import StoreWriteError
 
 __all__ = ["sha1_of_bytes", "sha1_of_file"]
@@ -19,16 +18,7 @@ _BLOCK = 8 * 1024 * 1024
 # hashlib and os.write both release the GIL, so the hash is overlapped with the write.
 _OVERLAP_THRESHOLD = 1024 * 1024
 
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = Lock()
-
-
-def _hash_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kachery-sha1")
-        return _pool
+_hasher = BackgroundThread("kachery-sha1")
 
 
 def sha1_of_bytes(data: bytes | bytearray | memoryview) -> str:
@@ -81,7 +71,7 @@ class HashingWriter:
         n = len(view)
         try:
             if n >= _OVERLAP_THRESHOLD:
-                future = _hash_pool().submit(self._sha1.update, view)
+                future = _hasher.submit(self._sha1.update, view)
                 try:
                     _write_all(self._fd, view)
                 finally:

@@ -213,10 +213,13 @@ class _CachedBase(Generic[P, R]):
         return action_cache(self.store if self.store is not None else get_default_store())
 
     def is_cached(self, *args: P.args, **kwargs: P.kwargs) -> bool:
-        """Whether this call has an entry whose result object exists (nothing is loaded)."""
+        """Whether this call has an entry whose result object exists and may be loaded
+        (nothing is loaded; a pickled result needs trust, see :mod:`kachery_flows.records`)."""
         cache = self._cache()
         entry = cache.get(self.key(*args, **kwargs))
-        return entry is not None and cache.present(entry)
+        if entry is None or not (self.return_ref or cache.trusts(entry)):
+            return False
+        return cache.present(entry)
 
     def record(self, *args: P.args, **kwargs: P.kwargs) -> dict[str, Any] | None:
         """The provenance record of this call, or None if it is not cached."""
@@ -268,6 +271,8 @@ class _CachedBase(Generic[P, R]):
         want_ref: bool,
     ) -> Any:
         stored = store_result(cache.store, value, self._stem)
+        if stored.ref.codec == "pkl":
+            cache.trust(stored.ref.sha1)
         record = build_record(
             key=key,
             function=self.identity,

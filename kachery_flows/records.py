@@ -18,11 +18,21 @@ Each store also keeps a local index, ``<root>/.kachery-flows/memo/keys/aa/<key>`
 keys this machine computed or used (function and entry; the file's mtime is the last use,
 refreshed at most every few minutes per process). It serves :meth:`ActionCache.clear`,
 record expiry and garbage collection (:mod:`kachery_flows.garbage`).
+
+Trust: a hit unpickles a ``pkl`` result only if this store pickled exactly those bytes
+itself (it leaves a marker, ``<root>/.kachery-flows/memo/trusted/aa/<result sha1>``, when
+it computes one; hits never create it), or if the store trusts its zone's pickles
+(:attr:`Store.trust_zone_pickles`). Any other ``pkl`` entry, e.g. one a colleague wrote
+to a shared zone, is a miss: the call recomputes and overwrites it, and nothing of it is
+unpickled. ``npy``, ``json`` and ``bytes`` results run no code when loaded and need no
+trust.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 import os
 import time
@@ -35,10 +45,17 @@ from pathlib import Path
 from typing import Any
 
 from . import codecs
-from ._atomic import make_dirs, staged_writer
+from ._atomic import create_marker, make_dirs, staged_writer
 from ._lock import FileLock
-from ._results import StoredResult, load_result, result_exists, scan_refs
-from .errors import KacheryError, ObjectNotFoundError
+from ._results import MISS, StoredResult, load_result, result_exists, scan_refs
+from .errors import (
+    KacheryError,
+    ObjectNotFoundError,
+    StoreWriteError,
+    ZoneError,
+    ZonePermissionError,
+    ZoneUnavailableError,
+)
 from .store import Store
 from .tokens import token_from_encoding
 from .uri import Ref, is_sha1_hex, parse_uri
@@ -66,6 +83,7 @@ ENTRY_TAG = "kfm1"
 _CODECS = frozenset({"npy", "json", "pkl", "bytes"})
 _TOUCH_INTERVAL = 300.0
 _RECORD_MAX_BYTES = 1 << 20
+_log = logging.getLogger("kachery_flows.memoize")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,13 +173,18 @@ _O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 
 def _write_small(store: Store, path: Path, data: bytes, *, fsync: bool) -> None:
+    """Replace the file ``path`` with ``data`` atomically (through the staging dir)."""
     with staged_writer(store.staging_dir, fsync=fsync, group_shared=store.group_shared) as w:
         w.write(data)
     try:
-        os.replace(w.path, path)
-    except FileNotFoundError:
-        make_dirs(path.parent, group_shared=store.group_shared)
-        os.replace(w.path, path)
+        try:
+            os.replace(w.path, path)
+        except FileNotFoundError:
+            make_dirs(path.parent, group_shared=store.group_shared)
+            os.replace(w.path, path)
+    except OSError as exc:
+        w.path.unlink(missing_ok=True)
+        raise StoreWriteError.from_os_error(exc, "write", path) from exc
 
 
 class RefMap:
@@ -188,15 +211,23 @@ class RefMap:
         )
 
     def get(self, name: str) -> str | None:
-        """The text of ``name``, or None."""
-        if self.zone is not None:
-            return self.zone.get_ref(name)
-        assert self.local is not None
-        text = self.local.get(name)
-        if text is None and self._fallback_zone is not None:
-            with suppress(NotImplementedError):
-                text = self._fallback_zone.get_ref(name)
-        return text
+        """The text of ``name``, or None; also None when a zone holds something there that
+        cannot be a ref (larger than ``MAX_REF_BYTES``, or not text): others write a zone's
+        refs, and a bad one must read as absent, not fail the caller. Transient trouble
+        and denied access still raise."""
+        try:
+            if self.zone is not None:
+                return self.zone.get_ref(name)
+            assert self.local is not None
+            text = self.local.get(name)
+            if text is None and self._fallback_zone is not None:
+                with suppress(NotImplementedError):
+                    text = self._fallback_zone.get_ref(name)
+            return text
+        except (ZoneUnavailableError, ZonePermissionError):
+            raise
+        except ZoneError:
+            return None
 
     def set(self, name: str, value: str | None) -> None:
         """Set ``name`` to ``value`` (None removes it)."""
@@ -223,6 +254,11 @@ class ActionCache:
             self.lock_dir = internal / "locks"
         self._touched: dict[str, float] = {}
         self._root = str(store.root)
+        #: Markers of the pickled results this store wrote (see the module docs).
+        self.trusted_dir = internal / "memo" / "trusted"
+        self._trusted_prefix = f"{self.trusted_dir}/"
+        self._trusted: set[str] = set()
+        self._distrust_logged: set[str] = set()
 
     # --------------------------------------------------------------- ref map
     @staticmethod
@@ -231,7 +267,7 @@ class ActionCache:
         return f"memo/{key}"
 
     def get(self, key: str) -> CacheEntry | None:
-        """The entry of ``key``, or None."""
+        """The entry of ``key``, or None (also when the ref is not an entry: a miss)."""
         text = self.refs.get(f"memo/{key}")
         return CacheEntry.decode(text) if text is not None else None
 
@@ -255,9 +291,51 @@ class ActionCache:
         """The compute lock of ``key`` (in the shared directory when the zone is one)."""
         return FileLock(self.lock_dir / f"{key}.lock", group_shared=self.store.group_shared)
 
+    # ----------------------------------------------------------------- trust
+    def trusted_path(self, sha1: str) -> Path:
+        """The marker saying this store pickled result ``sha1`` itself."""
+        return self.trusted_dir / sha1[:2] / sha1
+
+    def trusts(self, entry: CacheEntry) -> bool:
+        """Whether a hit may load the entry's result (see the module docs)."""
+        sha1 = entry.result
+        if entry.codec != "pkl" or self.store.trust_zone_pickles or sha1 in self._trusted:
+            return True
+        if os.path.exists(f"{self._trusted_prefix}{sha1[:2]}/{sha1}"):
+            self._trusted.add(sha1)
+            return True
+        return False
+
+    def trust(self, sha1: str) -> None:
+        """Record that this store pickled result ``sha1`` itself (when computing it)."""
+        path = self.trusted_path(sha1)
+        try:
+            create_marker(path, group_shared=self.store.group_shared)
+        except OSError as exc:
+            raise StoreWriteError.from_os_error(exc, "mark as trusted", path) from exc
+        self._trusted.add(sha1)
+
+    def _log_distrust(self, entry: CacheEntry) -> None:
+        if entry.result in self._distrust_logged:
+            return
+        self._distrust_logged.add(entry.result)
+        zone = self.refs.zone or self.store.zone
+        where = f"zone {zone.name}" if zone is not None else "the store's ref map"
+        _log.info(
+            "not unpickling memoized result sha1://%s from %s: this store did not pickle "
+            "it; recomputing. If you trust everyone who can write there, set "
+            '"trust_pickles": true for the zone in zones.json or '
+            "KACHERY_FLOWS_TRUST_ZONE_PICKLES=1 (see SECURITY.md).",
+            entry.result, where,
+        )
+
     # --------------------------------------------------------------- results
     def load(self, entry: CacheEntry) -> Any:
-        """The result value, or ``MISS`` if it is missing or corrupt."""
+        """The result value, or ``MISS`` if it is missing, corrupt or an untrusted
+        pickle."""
+        if not self.trusts(entry):
+            self._log_distrust(entry)
+            return MISS
         return load_result(
             self.store, self._root, entry.result, entry.codec, entry.size, entry.array_token
         )
@@ -292,9 +370,12 @@ class ActionCache:
             return
         self._touched[key] = now
         try:
-            os.utime(self.index_path(key))
-        except FileNotFoundError:
-            self._write_index(key, function, entry)
+            try:
+                os.utime(self.index_path(key))
+            except FileNotFoundError:
+                self._write_index(key, function, entry)
+        except OSError:
+            pass  # a read-only or full store: hits still work, only last-use goes unrecorded
 
     def iter_index(self) -> Iterator[IndexEntry]:
         """Every key in the local index."""
@@ -334,12 +415,19 @@ class ActionCache:
 
 
 def read_record_object(store: Store, sha1: str) -> dict[str, Any] | None:
-    """Load object ``sha1`` as a record; None if it is missing or not a record."""
+    """Load object ``sha1`` as a record; None if it is missing, corrupt or not a record.
+
+    Records are small and hash-verified on every read: a flipped digit in a URI they list
+    would otherwise misdirect garbage collection.
+    """
     try:
         path = Path(store.load_file(Ref(sha1)))
         if path.stat().st_size > _RECORD_MAX_BYTES:
             return None
-        record = codecs.decode_json(path.read_bytes(), f"sha1://{sha1}")
+        data = path.read_bytes()
+        if hashlib.sha1(data).hexdigest() != sha1:
+            return None
+        record = codecs.decode_json(data, f"sha1://{sha1}")
     except (KacheryError, OSError):
         return None
     if not isinstance(record, dict) or record.get("schema") != RECORD_SCHEMA:

@@ -15,6 +15,7 @@ cache only if the hash matches.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import threading
@@ -23,12 +24,26 @@ from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from secrets import token_hex
 from typing import Any
 
 from . import codecs
-from ._atomic import TEMP_SUFFIX, copy_file_into, make_dirs, publish, staged_writer
+from ._atomic import (
+    TEMP_SUFFIX,
+    copy_file_into,
+    create_marker,
+    make_dirs,
+    publish,
+    staged_writer,
+)
 from .config import load_settings, settings_fingerprint
-from .errors import CorruptObjectError, ObjectNotFoundError, StoreWriteError
+from .errors import (
+    CorruptObjectError,
+    KacheryError,
+    ObjectNotFoundError,
+    StoreWriteError,
+    ZoneError,
+)
 from .hashing import HashingWriter, sha1_of_file
 from .uri import Ref, is_sha1_hex, parse_uri
 from .zones.base import Progress, Zone, object_key
@@ -92,6 +107,11 @@ class Store:
         Make new directories group-writable and setgid, and files group-readable and
         writable, so members of one UNIX group can share the store. Default from
         ``KACHERY_CLOUD_MULTI_USER``.
+    trust_zone_pickles:
+        Let memo hits unpickle results this store did not pickle itself, i.e. written by
+        anyone who can write to the zone (or to this store's ref map). Default: the zone's
+        ``trust_pickles`` setting, or ``KACHERY_FLOWS_TRUST_ZONE_PICKLES``; off otherwise,
+        and such a hit recomputes instead (see ``SECURITY.md``).
 
     Examples
     --------
@@ -113,6 +133,7 @@ class Store:
         zone: Zone | str | None = None,
         fsync: bool | None = None,
         group_shared: bool | None = None,
+        trust_zone_pickles: bool | None = None,
     ) -> None:
         settings = load_settings()
         self.root = Path(root).expanduser() if root is not None else settings.root
@@ -121,6 +142,10 @@ class Store:
         )
         self.fsync = settings.fsync if fsync is None else fsync
         self.group_shared = settings.multi_user if group_shared is None else group_shared
+        if trust_zone_pickles is None:
+            zone_trusted = self.zone is not None and self.zone.trust_pickles
+            trust_zone_pickles = settings.trust_zone_pickles or zone_trusted
+        self.trust_zone_pickles = trust_zone_pickles
 
     def __repr__(self) -> str:
         zone = f", zone={self.zone!r}" if self.zone is not None else ""
@@ -157,7 +182,7 @@ class Store:
             write(writer)
         sha1 = writer.hexdigest()
         created = publish(
-            writer.path, self.object_path(Ref(sha1)), fsync=self.fsync,
+            writer.path, self.object_path(Ref(sha1)), sha1=sha1, fsync=self.fsync,
             group_shared=self.group_shared,
         )
         if cache_object:
@@ -203,16 +228,7 @@ class Store:
                 with suppress(FileNotFoundError):
                     os.utime(marker)
                 return
-            try:
-                fd = os.open(marker, os.O_WRONLY | os.O_CREAT, 0o664)
-            except FileNotFoundError:
-                make_dirs(marker.parent, group_shared=self.group_shared)
-                fd = os.open(marker, os.O_WRONLY | os.O_CREAT, 0o664)
-            try:
-                if self.group_shared:
-                    os.fchmod(fd, 0o664)  # not masked by the umask
-            finally:
-                os.close(fd)
+            create_marker(marker, group_shared=self.group_shared)
         except OSError as exc:
             raise StoreWriteError.from_os_error(exc, "mark", marker) from exc
 
@@ -235,7 +251,9 @@ class Store:
                 uri=ref.uri,
             )
         if replace:
-            self._ensure_local(ref, verify=True)
+            actual = sha1_of_file(path)
+            if actual != ref.sha1:  # refuse, rather than repair it from the zone's copy
+                raise self._corrupt_local(ref, path, actual)
             self.zone.delete(ref.sha1)
         self.zone.put(path, ref.sha1, progress)
         return True
@@ -353,10 +371,17 @@ class Store:
                     zone.get(ref.sha1, writer.path, progress)
                 except ObjectNotFoundError as exc:
                     raise self._not_found(ref, zone, str(exc)) from exc
+                except KacheryError:
+                    raise
+                except OSError as exc:
+                    raise _download_error(exc, ref, zone, writer.path) from exc
                 actual = sha1_of_file(writer.path)
             if actual == ref.sha1:
                 dest = self.root / object_key(ref.sha1)
-                publish(writer.path, dest, fsync=self.fsync, group_shared=self.group_shared)
+                publish(
+                    writer.path, dest, sha1=actual, fsync=self.fsync,
+                    group_shared=self.group_shared,
+                )
                 return dest
             writer.path.unlink(missing_ok=True)
         raise CorruptObjectError(
@@ -375,13 +400,29 @@ class Store:
         if verify:
             actual = sha1_of_file(path)
             if actual != ref.sha1:
-                raise CorruptObjectError(
-                    f"local object {path} for {ref.uri} is corrupt (its bytes hash to "
-                    f"{actual}); run `kachery-flows verify --quarantine` to move it aside",
-                    uri=ref.uri,
-                    actual_sha1=actual,
-                )
+                return self._repair(ref, path, actual)
         return path
+
+    def _repair(self, ref: Ref, path: Path, actual: str) -> Path:
+        """A verified read found ``path`` corrupt: with a zone, move it to the quarantine
+        and fetch a good copy; otherwise (or if that fails) raise CorruptObjectError."""
+        if self._zone_for(ref) is None:
+            raise self._corrupt_local(ref, path, actual)
+        try:
+            self._quarantine(path)
+            return self._fetch(ref)
+        except (ObjectNotFoundError, StoreWriteError) as exc:
+            detail = f" and no good copy could be fetched from the zone ({exc})"
+            raise self._corrupt_local(ref, path, actual, detail) from exc
+
+    @staticmethod
+    def _corrupt_local(ref: Ref, path: Path, actual: str, detail: str = "") -> CorruptObjectError:
+        return CorruptObjectError(
+            f"local object {path} for {ref.uri} is corrupt (its bytes hash to {actual})"
+            f"{detail}; run `kachery-flows verify --quarantine` to move it aside",
+            uri=ref.uri,
+            actual_sha1=actual,
+        )
 
     def exists(self, uri: str | Ref) -> bool:
         """Whether the object is in the local store or the zone."""
@@ -560,13 +601,25 @@ class Store:
     def _quarantine(self, path: Path) -> Path:
         try:
             make_dirs(self.quarantine_dir, group_shared=self.group_shared)
-            target = self.quarantine_dir / f"{path.name}.{int(time.time())}"
+            # time, and a random part: quarantining twice in a second must keep both copies
+            target = self.quarantine_dir / f"{path.name}.{int(time.time())}.{token_hex(4)}"
             os.replace(path, target)
         except OSError as exc:
             raise StoreWriteError(
                 exc.errno or 0, f"cannot quarantine {path}: {exc.strerror}", str(path)
             ) from exc
         return target
+
+
+# errnos that only the writing side of a copy gives: the local disk is full or read-only
+_WRITE_SIDE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+def _download_error(exc: OSError, ref: Ref, zone: Zone, temp: Path) -> KacheryError:
+    """The typed error for an OSError a zone's ``get`` let through."""
+    if exc.errno in _WRITE_SIDE_ERRNOS:
+        return StoreWriteError.from_os_error(exc, f"download {ref.uri} into", temp)
+    return ZoneError(f"zone {zone.name}: reading {ref.uri} failed: {exc}")
 
 
 def _scandir_dirs(path: Path) -> Iterator[Path]:
@@ -604,7 +657,7 @@ def get_default_store() -> Store:
     settings = load_settings()
     key = (
         settings.root, settings.zone, settings.fsync, settings.multi_user,
-        settings.retry_seconds,
+        settings.retry_seconds, settings.trust_zone_pickles,
     )
     with _default_lock:
         if _default is None or _default[0] != key:

@@ -80,6 +80,14 @@ def cmd_gc(args: argparse.Namespace) -> int:
         f"{len(report.expired_records)} record(s) expired; "
         f"{len(report.kept_recent)} unreachable object(s) younger than the grace period kept"
     )
+    if report.unreadable_records:
+        print(
+            f"kept every cache object: the records of {len(report.unreadable_records)} live "
+            "key(s) cannot be read, so what they reach is unknown; `kachery-flows info KEY` "
+            "shows them, and clearing those keys lets gc collect again:"
+        )
+        for key in report.unreadable_records:
+            print(f"  {key}")
     return EXIT_CODES["ok"]
 
 

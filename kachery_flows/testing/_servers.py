@@ -4,6 +4,7 @@ redirects)."""
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import sys
 import threading
@@ -16,6 +17,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from ..zones.base import object_key
 
 __all__ = ["DirectoryHTTPServer", "Fault", "MotoS3Server"]
 
@@ -70,6 +73,9 @@ class Fault:
     these bytes and an honest length), ``truncate_to`` (announce the file's length, send
     that many bytes, close), ``location`` (302 there) or ``drop`` (close without a
     reply); ``delay`` (seconds) stalls before answering, alone or with another field.
+    ``drip`` (seconds) pauses after every KiB of a served file's body (a slow drip; a
+    stall mid-body when longer than the client's read timeout), and ``length`` announces
+    that Content-Length instead of the file's (a lying server).
     ``times`` is how many requests the fault answers (None: every request from now on).
     """
 
@@ -79,6 +85,8 @@ class Fault:
     truncate_to: int | None = None
     location: str | None = None
     drop: bool = False
+    drip: float = 0.0
+    length: int | None = None
     times: int | None = 1
 
 
@@ -113,6 +121,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: with Nagle's algorithm on, the body
+    # waits for the client's delayed ACK, about 40 ms per request on Linux.
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -154,19 +165,35 @@ class _Handler(BaseHTTPRequestHandler):
         if ".." in path.split("/") or not target.is_file():
             return self._empty(404)
         size = target.stat().st_size
+        announced = fault.length if fault is not None and fault.length is not None else size
         self.send_response(200)
-        self.send_header("Content-Length", str(size))
+        self.send_header("Content-Length", str(announced))
         self.end_headers()
         if not body:
             return None
         with open(target, "rb") as f:
+            if fault is not None and fault.drip:
+                self._drip(f, fault)
+                return None
             if fault is not None and fault.truncate_to is not None:
                 self.wfile.write(f.read(fault.truncate_to))
                 self.wfile.flush()
                 self.close_connection = True
                 return None
             shutil.copyfileobj(f, self.wfile, 1024 * 1024)
+        if announced != size:
+            self.close_connection = True
         return None
+
+    def _drip(self, f: Any, fault: Fault) -> None:
+        sent = 0
+        limit = fault.truncate_to
+        while chunk := f.read(1024 if limit is None else min(1024, limit - sent)):
+            self.wfile.write(chunk)
+            self.wfile.flush()
+            sent += len(chunk)
+            time.sleep(fault.drip)
+        self.close_connection = True
 
 
 class DirectoryHTTPServer:
@@ -206,6 +233,14 @@ class DirectoryHTTPServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def put_object(self, data: bytes) -> str:
+        """Serve ``data`` as an object; return its key (``sha1/aa/bb/cc/<hash>``)."""
+        key = object_key(hashlib.sha1(data).hexdigest())
+        path = self.directory / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return key
 
     def add_fault(self, path: str, fault: Fault) -> None:
         """Answer the next request(s) for ``path`` (relative, e.g. ``sha1/aa/...``) with

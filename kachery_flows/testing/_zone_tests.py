@@ -21,7 +21,7 @@ from ..errors import (
     ZonePermissionError,
 )
 from ..store import Store
-from ..zones.base import Zone, object_key
+from ..zones.base import MAX_REF_BYTES, Zone, object_key
 
 __all__ = ["BAD_REF_NAMES", "ZoneTests"]
 
@@ -272,6 +272,20 @@ class ZoneTests:
         assert zone.get_ref("memo/other.v2") == ""
         if zone.listable:
             assert list(zone.iter_hashes()) == []
+
+    def test_refs_that_are_not_refs(self, zone: Zone) -> None:
+        """Others may write a zone's refs: one that is not UTF-8 or is larger than
+        MAX_REF_BYTES is a ZoneError, read in bounded memory."""
+        if not zone.supports_refs:
+            pytest.skip("zone has no refs")
+        self.write_raw(zone, "refs/memo/binary", b"\xff\xfe\x00 not text")
+        with pytest.raises(ZoneError, match="UTF-8"):
+            zone.get_ref("memo/binary")
+        self.write_raw(zone, "refs/memo/huge", b"x" * (MAX_REF_BYTES + 1))
+        with pytest.raises(ZoneError, match="larger than"):
+            zone.get_ref("memo/huge")
+        self.write_raw(zone, "refs/memo/largest", b"y" * MAX_REF_BYTES)
+        assert zone.get_ref("memo/largest") == "y" * MAX_REF_BYTES
 
     def test_invalid_ref_names(self, zone: Zone) -> None:
         if not zone.supports_refs:

@@ -8,6 +8,8 @@ Enable them with ``pytest_plugins = ["kachery_flows.testing.fixtures"]`` in a ro
   see the developer's real AWS settings.
 - ``s3_bucket``: a fresh bucket on ``moto_server``.
 - ``http_directory_server``: a :class:`DirectoryHTTPServer` over an empty temp directory.
+- ``fast_retry``: a :class:`~kachery_flows._retry.RetryPolicy` with several attempts and
+  short sleeps, for zones under fault injection.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from .._retry import RetryPolicy
 from ._servers import DirectoryHTTPServer, MotoS3Server
 
-__all__ = ["aws_env", "http_directory_server", "moto_server", "s3_bucket"]
+__all__ = ["aws_env", "fast_retry", "http_directory_server", "moto_server", "s3_bucket"]
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +62,9 @@ def http_directory_server(tmp_path: Path) -> Iterator[DirectoryHTTPServer]:
     root.mkdir()
     with DirectoryHTTPServer(root) as server:
         yield server
+
+
+@pytest.fixture
+def fast_retry() -> RetryPolicy:
+    """Retries fast enough for tests, still several attempts."""
+    return RetryPolicy(total_seconds=10.0, max_attempts=4, initial_delay=0.02, max_delay=0.1)

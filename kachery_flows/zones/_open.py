@@ -14,11 +14,13 @@ Names are looked up in ``$KACHERY_CLOUD_DIR/zones.json``::
     }
 
 Only these keys are accepted (anything else is an error, so a typo is not silently
-ignored); no key can name code to import.
+ignored); no key can name code to import. ``"trust_pickles": true`` (any kind of zone) lets
+memo hits unpickle results that others wrote to the zone (see ``SECURITY.md``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -34,10 +36,10 @@ from .base import Zone
 __all__ = ["load_zones_file", "open_zone"]
 
 _NAME = re.compile(r"[A-Za-z0-9_.\-]+")
-_COMMON_KEYS = {"url", "read_only", "retry"}
+_COMMON_KEYS = {"url", "read_only", "retry", "trust_pickles"}
 _KIND_KEYS = {
     "local": {"group_shared", "fsync"},
-    "http": {"headers", "timeout", "allowed_redirect_hosts"},
+    "http": {"headers", "timeout", "allowed_redirect_hosts", "min_speed"},
     "fsspec": {"storage_options", "endpoint_url", "profile", "region", "anon"},
 }
 _RETRY_KEYS = {"total_seconds", "max_attempts", "initial_delay", "max_delay"}
@@ -94,6 +96,17 @@ def _make_zone(where: str, config: dict[str, Any], settings: Settings) -> Zone:
             f"{where}: unknown key(s) {sorted(unknown)} for a {kind} zone; allowed: "
             f"{sorted(_COMMON_KEYS | _KIND_KEYS[kind])}"
         )
+    trust_pickles = config.get("trust_pickles", False)
+    if not isinstance(trust_pickles, bool):
+        raise ZoneError(f"{where}: 'trust_pickles' must be true or false")
+    zone = _make_zone_of_kind(kind, where, url, config, settings)
+    zone.trust_pickles = trust_pickles
+    return zone
+
+
+def _make_zone_of_kind(
+    kind: str, where: str, url: str, config: dict[str, Any], settings: Settings
+) -> Zone:
     read_only = bool(config.get("read_only", False))
     retry = (
         _retry_policy(where, config["retry"], settings)
@@ -117,12 +130,16 @@ def _make_zone(where: str, config: dict[str, Any], settings: Settings) -> Zone:
             timeout = (float(timeout), float(timeout))
         if read_only is False and "read_only" in config:
             raise ZoneError(f"{where}: an http(s) zone is always read-only")
+        min_speed = config.get("min_speed", (1024.0, 60.0))
+        if not (isinstance(min_speed, (list, tuple)) and len(min_speed) == 2):
+            raise ZoneError(f"{where}: 'min_speed' must be [bytes_per_second, seconds]")
         return HttpZone(
             url,
             headers=dict(config.get("headers") or {}),
             timeout=(float(timeout[0]), float(timeout[1])),
             retry=retry,
             allowed_redirect_hosts=list(config.get("allowed_redirect_hosts") or ()),
+            min_speed=(float(min_speed[0]), float(min_speed[1])),
         )
     from .fsspec import FsspecZone, s3_storage_options
 
@@ -177,10 +194,7 @@ def open_zone(
     """
     settings = settings if settings is not None else load_settings()
     if root is not None:
-        settings = Settings(
-            root=root, zone=settings.zone, fsync=settings.fsync,
-            multi_user=settings.multi_user, retry_seconds=settings.retry_seconds,
-        )
+        settings = dataclasses.replace(settings, root=root)
     spec = spec.strip()
     if spec.startswith("kachery:"):
         from .kachery_network import KacheryNetworkZone

@@ -20,13 +20,20 @@ from pathlib import Path
 
 from ..errors import InvalidRefNameError, ZoneError, ZonePermissionError
 
-__all__ = ["Progress", "Zone", "object_key", "ref_key", "validate_ref_name"]
+__all__ = [
+    "MAX_REF_BYTES", "Progress", "Zone", "decode_ref", "object_key", "ref_key",
+    "validate_ref_name",
+]
 
 #: Called with the number of bytes just transferred.
 Progress = Callable[[int], object]
 
 _REF_SEGMENT = re.compile(r"[A-Za-z0-9_.\-]+")
 _MAX_REF_NAME = 1024
+
+#: Refs are short texts (a memo entry is under 200 bytes); zones read at most this much of
+#: one, so a huge file planted in a zone's ``refs/`` cannot exhaust memory.
+MAX_REF_BYTES = 1 << 20
 
 
 def object_key(sha1: str) -> str:
@@ -53,6 +60,20 @@ def validate_ref_name(name: str) -> str:
                 "digits, '-', '_' and '.' (no empty, '.' or '..' segments)"
             )
     return name
+
+
+def decode_ref(data: bytes, zone: str, name: str) -> str:
+    """The text of a ref read from ``zone`` (at most ``MAX_REF_BYTES + 1`` bytes of it):
+    :class:`~kachery_flows.errors.ZoneError` if it is longer or not UTF-8."""
+    if len(data) > MAX_REF_BYTES:
+        raise ZoneError(
+            f"zone {zone}: ref {name!r} is larger than {MAX_REF_BYTES} bytes; it is not a ref "
+            "this package wrote"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ZoneError(f"zone {zone}: ref {name!r} is not UTF-8 text") from exc
 
 
 def ref_key(name: str) -> str:
@@ -84,6 +105,9 @@ class Zone(ABC):
     supports_refs: bool = True
     #: ``delete`` is supported (the kachery network never deletes).
     deletable: bool = True
+    #: Memo hits may unpickle results that others wrote to this zone (``"trust_pickles"``
+    #: in ``zones.json``). Off by default: only results this store pickled are unpickled.
+    trust_pickles: bool = False
 
     @abstractmethod
     def has(self, sha1: str) -> bool:
@@ -116,7 +140,8 @@ class Zone(ABC):
 
     @abstractmethod
     def get_ref(self, name: str) -> str | None:
-        """Read a ref's text (None if unset)."""
+        """Read a ref's text (None if unset); a ref longer than :data:`MAX_REF_BYTES` or
+        not UTF-8 is a :class:`~kachery_flows.errors.ZoneError` (see :func:`decode_ref`)."""
 
     @abstractmethod
     def set_ref(self, name: str, value: str | None) -> None:

@@ -8,6 +8,10 @@ enters the cache. Status codes map to typed errors: 404/410 ``ObjectNotFoundErro
 bodies cut short are transient (retried by the zone's :class:`RetryPolicy`, then
 ``ZoneUnavailableError``), anything else ``ZoneError``.
 
+A transfer slower than ``min_speed`` (default 1 KiB/s, averaged over 60 s) is cut off as
+transient: a server that drips bytes just fast enough to dodge the read timeout cannot hold
+a download forever, and the retry policy's time budget bounds the attempts.
+
 Redirects are followed (at most 5) only within the base URL's origin (scheme, host and
 port) or to hosts listed in ``allowed_redirect_hosts``, and never from https to http; any
 other redirect raises ``ZoneError`` naming the target, instead of silently sending
@@ -16,17 +20,19 @@ requests (and headers) elsewhere. Custom headers are sent to the base URL's orig
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import NoReturn
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
+import urllib3
 
 from .._retry import RetryPolicy, transport_reason
 from ..errors import ObjectNotFoundError, ZoneError, ZonePermissionError, ZoneUnavailableError
 from ._sessions import ThreadSessions
-from .base import Progress, Zone, object_key, ref_key
+from .base import MAX_REF_BYTES, Progress, Zone, decode_ref, object_key, ref_key
 
 __all__ = ["HttpZone"]
 
@@ -40,6 +46,49 @@ _TRANSIENT_EXC = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
+
+
+def _chunks(response: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives: ``read1`` returns whatever bytes are there (up to 1 MiB),
+    where ``iter_content`` waits for whole chunks, so a slow transfer is seen as slow."""
+    read1 = getattr(response.raw, "read1", None)
+    if read1 is None:  # urllib3 < 2
+        yield from response.iter_content(_CHUNK)
+        return
+    while chunk := read1(_CHUNK, decode_content=True):
+        yield chunk
+
+
+class _SpeedCheck:
+    """Whether a transfer keeps at least ``rate`` bytes per second over ``window`` s."""
+
+    def __init__(self, rate: float, window: float) -> None:
+        self.rate, self.window = rate, window
+        self._since = time.monotonic()
+        self._bytes_then = 0
+
+    def check(self, received: int) -> str | None:
+        """None while fast enough, else a description of the shortfall."""
+        now = time.monotonic()
+        span = now - self._since
+        if span < self.window:
+            return None
+        got = received - self._bytes_then
+        if got < self.rate * span:
+            return (
+                f"{got} bytes in the last {span:.1f} s, below the zone's minimum of "
+                f"{self.rate:g} bytes/s (min_speed)"
+            )
+        self._since, self._bytes_then = now, received
+        return None
+
+
+def _public(url: str) -> str:
+    """``url`` without the ``user:password@`` part, for messages."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -64,6 +113,9 @@ class HttpZone(ThreadSessions, Zone):
         Retry policy for transient failures (default: :meth:`RetryPolicy.from_settings`).
     allowed_redirect_hosts:
         Other host names redirects may lead to (e.g. a CDN or presigned-URL host).
+    min_speed:
+        ``(bytes_per_second, seconds)``: a download that receives less than this over any
+        span of that many seconds is abandoned (and retried like a timeout).
     """
 
     writable = False
@@ -77,6 +129,7 @@ class HttpZone(ThreadSessions, Zone):
         timeout: tuple[float, float] = (10.0, 60.0),
         retry: RetryPolicy | None = None,
         allowed_redirect_hosts: Collection[str] = (),
+        min_speed: tuple[float, float] = (1024.0, 60.0),
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -90,6 +143,11 @@ class HttpZone(ThreadSessions, Zone):
         self.timeout = timeout
         self.retry = retry if retry is not None else RetryPolicy.from_settings()
         self.allowed_redirect_hosts = frozenset(h.lower() for h in allowed_redirect_hosts)
+        rate, window = min_speed
+        if not (rate >= 0 and window > 0):
+            raise ZoneError(f"min_speed must be (bytes_per_second >= 0, seconds > 0), not "
+                            f"{min_speed!r}")
+        self.min_speed = (float(rate), float(window))
         self._init_sessions()
 
     # ------------------------------------------------------------------ helpers
@@ -104,9 +162,9 @@ class HttpZone(ThreadSessions, Zone):
         if no_downgrade and host in self.allowed_redirect_hosts:
             return
         raise ZoneError(
-            f"zone {self.name} redirected {source} to {target}, which is outside the zone's "
-            "origin; refusing to follow. If that host is trusted, add it to the zone's "
-            "allowed_redirect_hosts."
+            f"zone {self.name} redirected {_public(source)} to {_public(target)}, which is "
+            "outside the zone's origin; refusing to follow. If that host is trusted, add it "
+            "to the zone's allowed_redirect_hosts."
         )
 
     def _request(self, method: str, key: str, *, stream: bool) -> requests.Response:
@@ -122,10 +180,12 @@ class HttpZone(ThreadSessions, Zone):
                 )
             except _TRANSIENT_EXC as exc:
                 raise ZoneUnavailableError(
-                    f"zone {self.name}: {method} {url} failed: {transport_reason(exc)}"
+                    f"zone {self.name}: {method} {_public(url)} failed: {transport_reason(exc)}"
                 ) from exc
             except requests.RequestException as exc:
-                raise ZoneError(f"zone {self.name}: {method} {url} failed: {exc}") from exc
+                raise ZoneError(
+                    f"zone {self.name}: {method} {_public(url)} failed: {exc}"
+                ) from exc
             location = response.headers.get("Location")
             if response.status_code not in _REDIRECTS or not location:
                 return response
@@ -138,7 +198,10 @@ class HttpZone(ThreadSessions, Zone):
     def _fail(self, response: requests.Response, what: str) -> NoReturn:
         """Raise the typed error for a non-2xx, non-404 response."""
         status = response.status_code
-        text = f"zone {self.name}: {what}: HTTP {status} {response.reason} ({response.url})"
+        text = (
+            f"zone {self.name}: {what}: HTTP {status} {response.reason} "
+            f"({_public(response.url)})"
+        )
         response.close()
         if status in (401, 403):
             raise ZonePermissionError(
@@ -179,15 +242,21 @@ class HttpZone(ThreadSessions, Zone):
                     self._fail(response, f"downloading sha1://{sha1}")
                 declared = response.headers.get("Content-Length")
                 encoded = response.headers.get("Content-Encoding", "identity") != "identity"
+                speed = _SpeedCheck(*self.min_speed)
                 received = 0
                 try:
                     with open(dest, "wb") as out:
-                        for chunk in response.iter_content(_CHUNK):
+                        for chunk in _chunks(response):
                             out.write(chunk)
                             received += len(chunk)
                             if progress is not None:
                                 progress(len(chunk))
-                except _TRANSIENT_EXC as exc:
+                            if (too_slow := speed.check(received)) is not None:
+                                raise ZoneUnavailableError(
+                                    f"zone {self.name}: downloading sha1://{sha1} is too slow: "
+                                    f"{too_slow}"
+                                )
+                except (*_TRANSIENT_EXC, urllib3.exceptions.HTTPError) as exc:
                     raise ZoneUnavailableError(
                         f"zone {self.name}: downloading sha1://{sha1} broke off after "
                         f"{received} bytes: {transport_reason(exc)}"
@@ -215,16 +284,23 @@ class HttpZone(ThreadSessions, Zone):
         key = ref_key(name)
 
         def read() -> str | None:
-            response = self._request("GET", key, stream=False)
-            if response.status_code in (404, 410):
-                response.close()
-                return None
-            if not 200 <= response.status_code < 300:
-                self._fail(response, f"reading ref {name!r}")
-            try:
-                return response.content.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ZoneError(f"zone {self.name}: ref {name!r} is not UTF-8 text") from exc
+            response = self._request("GET", key, stream=True)
+            with response:
+                if response.status_code in (404, 410):
+                    return None
+                if not 200 <= response.status_code < 300:
+                    self._fail(response, f"reading ref {name!r}")
+                data = bytearray()
+                try:
+                    for chunk in _chunks(response):
+                        data += chunk
+                        if len(data) > MAX_REF_BYTES:
+                            break
+                except (*_TRANSIENT_EXC, urllib3.exceptions.HTTPError) as exc:
+                    raise ZoneUnavailableError(
+                        f"zone {self.name}: reading ref {name!r} broke off: {exc}"
+                    ) from exc
+            return decode_ref(bytes(data), self.name, name)
 
         return self.retry.call(read)
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
-from .._atomic import make_dirs, publish, staged_writer
+from .._atomic import holds, make_dirs, publish, staged_writer
 from ..errors import (
     CorruptObjectError,
     ObjectNotFoundError,
@@ -27,7 +27,7 @@ from ..errors import (
 )
 from ..hashing import sha1_of_file
 from ..uri import is_sha1_hex
-from .base import Progress, Zone, object_key, ref_key
+from .base import MAX_REF_BYTES, Progress, Zone, decode_ref, object_key, ref_key
 
 __all__ = ["LocalZone"]
 
@@ -113,13 +113,16 @@ class LocalZone(Zone):
     def put(self, src: Path, sha1: str, progress: Progress | None = None) -> None:
         self._require_writable(f"store sha1://{sha1}")
         dest = self._path(sha1)
-        if dest.is_file() and dest.stat().st_size == src.stat().st_size:
-            return
+        if holds(dest, sha1, src.stat().st_size):
+            return  # a damaged copy (e.g. a flipped bit) is replaced below
         try:
             with staged_writer(
                 self._staging, fsync=self.fsync, group_shared=self.group_shared
             ) as w:
-                _copy(src, w.path, progress)
+                try:
+                    _copy(src, w.path, progress)
+                except OSError as exc:
+                    raise StoreWriteError.from_os_error(exc, f"copy {src} into", w.path) from exc
                 actual = sha1_of_file(w.path)
             if actual != sha1:
                 w.path.unlink(missing_ok=True)
@@ -129,7 +132,7 @@ class LocalZone(Zone):
                     uri=f"sha1://{sha1}",
                     actual_sha1=actual,
                 )
-            publish(w.path, dest, fsync=self.fsync, group_shared=self.group_shared)
+            publish(w.path, dest, sha1=sha1, fsync=self.fsync, group_shared=self.group_shared)
         except StoreWriteError as exc:
             if exc.errno in _DENIED:
                 self._denied(exc, f"writing sha1://{sha1}")
@@ -156,11 +159,13 @@ class LocalZone(Zone):
     def get_ref(self, name: str) -> str | None:
         path = self._ref_path(name)
         try:
-            return path.read_text(encoding="utf-8")
+            with open(path, "rb") as f:
+                data = f.read(MAX_REF_BYTES + 1)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
         except PermissionError as exc:
             self._denied(exc, f"reading ref {name!r}")
+        return decode_ref(data, self.name, name)
 
     def set_ref(self, name: str, value: str | None) -> None:
         path = self._ref_path(name)

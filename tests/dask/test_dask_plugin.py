@@ -116,6 +116,7 @@ def test_plugin_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         "KACHERY_FLOWS_FSYNC": "1",
         "KACHERY_CLOUD_MULTI_USER": "1",
         "KACHERY_FLOWS_RETRY_SECONDS": "5.0",
+        "KACHERY_FLOWS_TRUST_ZONE_PICKLES": None,
         "AWS_PROFILE": "lab",
     }
     assert KacheryPlugin("~/kachery", zone="").environ["KACHERY_CLOUD_DIR"] == "~/kachery"

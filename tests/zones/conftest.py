@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from kachery_flows._retry import RetryPolicy
 from kachery_flows.testing.fixtures import aws_env as aws_env
+from kachery_flows.testing.fixtures import fast_retry as fast_retry
 from kachery_flows.testing.fixtures import http_directory_server as http_directory_server
 from kachery_flows.testing.fixtures import moto_server as moto_server
 from kachery_flows.testing.fixtures import s3_bucket as s3_bucket
-
-
-@pytest.fixture
-def fast_retry() -> RetryPolicy:
-    """Retries fast enough for tests, still several attempts."""
-    return RetryPolicy(total_seconds=10.0, max_attempts=4, initial_delay=0.02, max_delay=0.1)
 
 
 @pytest.fixture(autouse=True)

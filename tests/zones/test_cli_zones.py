@@ -74,11 +74,9 @@ def test_push_replace_repairs_a_zone_copy_that_is_corrupt_but_of_the_right_size(
     uri = writer.store_text("good bytes")
     damaged = tmp_path / "lab" / "sha1" / uri[7:9] / uri[9:11] / uri[11:13] / uri[7:47]
     damaged.chmod(0o644)
-    damaged.write_text("good bytez")  # same size: a plain push keeps the zone's copy
+    damaged.write_text("good bytez")
     reader = Store(tmp_path / "r", zone=zone_url, fsync=False)
 
-    code, _, err = run(capsys, "--root", str(tmp_path / "w"), "push", uri, "--zone", zone_url)
-    assert code == 0, err
     code, _, err = run(capsys, "--root", str(tmp_path / "r"), "pull", uri, "--zone", zone_url)
     assert code == EXIT_CODES["corrupt"] and f"push --replace {uri}" in err
 
@@ -86,6 +84,12 @@ def test_push_replace_repairs_a_zone_copy_that_is_corrupt_but_of_the_right_size(
     code, _, err = run(capsys, "push", "--replace", uri, "--zone", zone_url)
     assert code == 0, err
     assert reader.load_text(uri) == "good bytes"
+
+    # a directory zone re-hashes a same-size copy on a plain push too, and replaces it
+    damaged.write_text("good bytez")
+    code, _, err = run(capsys, "push", uri, "--zone", zone_url)
+    assert code == 0, err
+    assert damaged.read_text() == "good bytes"
 
 
 def test_push_replace_refuses_a_corrupt_local_copy(

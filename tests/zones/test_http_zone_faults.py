@@ -26,11 +26,7 @@ DATA = b"the object's real bytes\n" * 4096
 @pytest.fixture
 def key(http_directory_server: DirectoryHTTPServer) -> str:
     """Publish DATA on the server; return its object key."""
-    k = object_key(hashlib.sha1(DATA).hexdigest())
-    path = http_directory_server.directory / k
-    path.parent.mkdir(parents=True)
-    path.write_bytes(DATA)
-    return k
+    return http_directory_server.put_object(DATA)
 
 
 @pytest.fixture
