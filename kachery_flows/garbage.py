@@ -6,8 +6,9 @@ What :func:`collect_garbage` may delete, and only once older than the grace peri
 * objects the action cache wrote (memo results and records, marked under
   ``<root>/.kachery-flows/memo/objects/``) that no live record reaches: not the record
   object itself, not its result, not a URI inside the result, not an input ref;
-* the trust markers of pickled results no live record reaches
-  (``<root>/.kachery-flows/memo/trusted/``, see :mod:`kachery_flows.records`).
+* the trust markers of pickled results whose objects are gone from the local store
+  (``<root>/.kachery-flows/memo/trusted/``, see :mod:`kachery_flows.records`): a marker
+  names bytes this store pickled, which stays true while the object exists.
 
 It never deletes an object stored with ``store_*`` (those are never marked, and storing
 marked bytes again removes the mark: their URIs may have been shared), and never anything
@@ -159,8 +160,12 @@ def collect_garbage(
         if not dry_run:
             obj.unlink(missing_ok=True)
             marker.unlink(missing_ok=True)
+    # A trust marker stays true as long as bytes with its hash exist (they are the bytes
+    # this store pickled), so it goes only with its object.
+    deleted = set(report.deleted_objects)
     for marker in [] if report.unreadable_records else _markers(cache.trusted_dir):
-        if marker.name not in live and _old(str(marker), cutoff):
+        gone = marker.name in deleted or not store.object_path(f"sha1://{marker.name}").exists()
+        if gone and _old(str(marker), cutoff):
             report.removed_trust_markers.append(marker.name)
             if not dry_run:
                 marker.unlink(missing_ok=True)

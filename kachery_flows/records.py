@@ -298,8 +298,12 @@ class ActionCache:
 
     def trusts(self, entry: CacheEntry) -> bool:
         """Whether a hit may load the entry's result (see the module docs)."""
-        sha1 = entry.result
-        if entry.codec != "pkl" or self.store.trust_zone_pickles or sha1 in self._trusted:
+        return entry.codec != "pkl" or self.trusts_pickle(entry.result)
+
+    def trusts_pickle(self, sha1: str) -> bool:
+        """Whether pickle ``sha1`` may be unpickled: this store pickled those bytes itself
+        (:meth:`trust`), or the store trusts its zone's pickles."""
+        if self.store.trust_zone_pickles or sha1 in self._trusted:
             return True
         if os.path.exists(f"{self._trusted_prefix}{sha1[:2]}/{sha1}"):
             self._trusted.add(sha1)

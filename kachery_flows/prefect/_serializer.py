@@ -21,6 +21,13 @@ it; arrays come back memory-mapped read-only. A missing or corrupt object raises
 :class:`~kachery_flows.errors.ObjectNotFoundError`, and so does a Ref result whose object
 is gone: Prefect's cache check then reports "no entry" and the task runs again (this
 needs the default record layout, i.e. no ``key_storage`` on the cache policy).
+
+Pickles follow the memo trust rule (``SECURITY.md``): ``loads`` unpickles a ``.pkl`` result
+only if this store pickled those bytes itself (``dumps`` marks them), or the store trusts
+its zone's pickles (``KACHERY_FLOWS_TRUST_ZONE_PICKLES=1`` or ``"trust_pickles": true`` in
+``zones.json``). Any other pickle raises :class:`~kachery_flows.errors.UnsafePickleError`
+before a byte of it is read, and Prefect runs the task again: records from a shared result
+directory or zone cannot make this process run code. Arrays, JSON and bytes need no trust.
 """
 
 from __future__ import annotations
@@ -35,7 +42,8 @@ from pydantic import Field
 
 from .. import codecs
 from .._results import MISS, load_value, put_value
-from ..errors import ObjectNotFoundError
+from ..errors import ObjectNotFoundError, UnsafePickleError
+from ..records import action_cache
 from ..store import Store, get_default_store
 from ..uri import Ref, parse_uri
 
@@ -106,13 +114,19 @@ class KacherySerializer(Serializer):
         """Store ``obj`` (unless it is a Ref) and return the record text (see module docs)."""
         if isinstance(obj, Ref):
             return _encode_ref(obj)
-        return put_value(self.get_store(), obj, _stem()).uri.encode("ascii")
+        store = self.get_store()
+        ref = put_value(store, obj, _stem())
+        if ref.codec == "pkl":
+            action_cache(store).trust(ref.sha1)
+        return ref.uri.encode("ascii")
 
     def loads(self, blob: bytes) -> Any:
         """Fetch, check and decode what :meth:`dumps` returned.
 
         Raises :class:`~kachery_flows.errors.ObjectNotFoundError` when the object is
-        missing everywhere or corrupt (so Prefect recomputes the task).
+        missing everywhere or corrupt, and :class:`~kachery_flows.errors.UnsafePickleError`
+        for a pickle this store may not unpickle (see the module docs); Prefect then
+        recomputes the task.
         """
         store = self.get_store()
         if blob[:1] == b"{":
@@ -124,7 +138,16 @@ class KacherySerializer(Serializer):
                 )
             return ref
         ref = parse_uri(blob.decode("ascii"))
-        value = load_value(store, ref, ref.guess_codec() or "bytes")
+        codec = ref.guess_codec() or "bytes"
+        if codec == "pkl" and not action_cache(store).trusts_pickle(ref.sha1):
+            raise UnsafePickleError(
+                f"not unpickling the Prefect result {ref.uri}: this store did not pickle it "
+                "(it came from a shared result directory or zone), so the task runs again. "
+                "If you trust everyone who can write there, set "
+                "KACHERY_FLOWS_TRUST_ZONE_PICKLES=1 or \"trust_pickles\": true for the zone "
+                "in zones.json (see SECURITY.md)."
+            )
+        value = load_value(store, ref, codec)
         if value is MISS:
             raise ObjectNotFoundError(
                 f"the result object {ref.uri} is missing or corrupt in {store}; the task "

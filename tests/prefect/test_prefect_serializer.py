@@ -10,7 +10,14 @@ from prefect._internal.result_records import ResultRecord, ResultRecordMetadata
 from prefect.serializers import Serializer
 
 import kachery_flows
-from kachery_flows import ObjectNotFoundError, Ref, Store, get_default_store, parse_uri
+from kachery_flows import (
+    ObjectNotFoundError,
+    Ref,
+    Store,
+    UnsafePickleError,
+    get_default_store,
+    parse_uri,
+)
 from kachery_flows.garbage import collect_garbage
 from kachery_flows.memoize import kachery_cached
 from kachery_flows.prefect import KacherySerializer
@@ -126,3 +133,36 @@ def test_prefect_results_are_never_garbage_collected(store: Store) -> None:
     assert control.sha1 in report.deleted_objects  # gc did collect the unshared memo result
     assert ser.loads(prefect_blob) == list(range(7))
     assert ser.loads(shared_blob) == list(range(5))
+
+
+class Point:
+    """A result only cloudpickle can store (a class, not JSON or an array)."""
+
+    def __init__(self, x: float) -> None:
+        self.x = x
+
+
+def test_pickles_from_another_store_are_not_unpickled_without_trust(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zone = f"file://{tmp_path}/zone"
+    writer = KacherySerializer(root=str(tmp_path / "machine-a"), zone=zone)
+    reader = KacherySerializer(root=str(tmp_path / "machine-b"), zone=zone)
+    blob = writer.dumps(Point(2.5))
+    assert blob.decode().endswith(".pkl")
+    assert writer.loads(blob).x == 2.5  # the store that pickled it trusts it
+    with pytest.raises(UnsafePickleError, match="KACHERY_FLOWS_TRUST_ZONE_PICKLES"):
+        reader.loads(blob)
+    assert not reader.get_store().object_path(blob.decode()).exists()  # nothing fetched
+    np.testing.assert_array_equal(reader.loads(writer.dumps(np.ones(3))), np.ones(3))
+
+    monkeypatch.setenv("KACHERY_FLOWS_TRUST_ZONE_PICKLES", "1")
+    trusting = KacherySerializer(root=str(tmp_path / "machine-c"), zone=zone)
+    assert trusting.loads(blob).x == 2.5
+
+
+def test_gc_keeps_trust_in_prefect_pickles(store: Store) -> None:
+    ser = KacherySerializer(root=str(store.root))
+    blob = ser.dumps(Point(1.0))
+    collect_garbage(store, older_than_days=0)
+    assert ser.loads(blob).x == 1.0
