@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import posixpath
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -43,6 +44,13 @@ T = TypeVar("T")
 
 # errno values that mean "try again" when an fsspec backend reports them (s3fs maps
 # S3 500 to EREMOTEIO, 503/SlowDown to EBUSY and unknown server errors to EIO).
+# Object stores whose uploads become visible whole or not at all: a put goes straight to the
+# object's key. Other file systems (memory, sftp, ...) may show a file while it is being
+# written, so a put goes to a staging key first and is then moved into place.
+_ATOMIC_UPLOAD_PROTOCOLS = frozenset(
+    {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oci", "oss"}
+)
+
 _TRANSIENT_ERRNOS = frozenset(
     getattr(errno, name)
     for name in (
@@ -135,6 +143,8 @@ class FsspecZone(Zone):
         if protocol in ("s3", "s3a"):
             fs.retries = 1  # s3fs's own retry loop; ours is in charge
         self.fs: AbstractFileSystem = fs
+        self._atomic_upload = protocol in _ATOMIC_UPLOAD_PROTOCOLS
+        self._in_memory = protocol == "memory"
         self.root = root.rstrip("/")
         self.name = url.rstrip("/")
         self.writable = not read_only
@@ -206,11 +216,20 @@ class FsspecZone(Zone):
 
     def get(self, sha1: str, dest: Path, progress: Progress | None = None) -> None:
         key = self._key(object_key(sha1))
+
+        def download() -> None:
+            if self._in_memory:
+                # fsspec's memory file system hands every reader the same file object, so
+                # concurrent streaming reads would share one position: copy the bytes out.
+                data = self.fs.cat_file(key)
+                dest.write_bytes(data)
+                if progress is not None:
+                    progress(len(data))
+            else:
+                self.fs.get_file(key, str(dest), callback=self._callback(progress))
+
         try:
-            self._call(
-                f"downloading sha1://{sha1}",
-                lambda: self.fs.get_file(key, str(dest), callback=self._callback(progress)),
-            )
+            self._call(f"downloading sha1://{sha1}", download)
         except ObjectNotFoundError:
             raise ObjectNotFoundError(
                 f"sha1://{sha1} is not in zone {self.name}", uri=f"sha1://{sha1}"
@@ -229,10 +248,23 @@ class FsspecZone(Zone):
                 actual_sha1=actual,
             )
         key = self._key(object_key(sha1))
-        self._call(
-            f"uploading sha1://{sha1}",
-            lambda: self.fs.put_file(str(src), key, callback=self._callback(progress)),
-        )
+        if self._atomic_upload:
+            self._call(
+                f"uploading sha1://{sha1}",
+                lambda: self.fs.put_file(str(src), key, callback=self._callback(progress)),
+            )
+            return
+        staging = self._key(f".kachery-flows/staging/{uuid.uuid4().hex}.part")
+
+        def staged_upload() -> None:
+            try:
+                self.fs.put_file(str(src), staging, callback=self._callback(progress))
+                self.fs.mv(staging, key)
+            finally:
+                with contextlib.suppress(Exception):
+                    self._remove(staging)
+
+        self._call(f"uploading sha1://{sha1}", staged_upload)
 
     def iter_hashes(self) -> Iterator[str]:
         base = self._key("sha1")

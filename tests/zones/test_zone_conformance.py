@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from kachery_flows import ZoneUnavailableError
 from kachery_flows._retry import RetryPolicy
 from kachery_flows.testing import DirectoryHTTPServer, MotoS3Server, ZoneTests
 from kachery_flows.zones import FsspecZone, HttpZone, LocalZone, Zone, s3_storage_options
@@ -139,3 +141,30 @@ class TestMemoryFsspecZone(ZoneTests):
         except FileNotFoundError:
             return None
         return data
+
+
+def test_non_atomic_file_systems_publish_objects_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsspec's memory file system shows a file as soon as it is opened for writing: a put
+    goes through a staging key, so a failed upload leaves neither a partial object nor the
+    staging key behind, and a finished one leaves only the object."""
+    zone = FsspecZone(f"memory://kf-{uuid.uuid4().hex}/zone", retry=RetryPolicy(max_attempts=1))
+    src = tmp_path / "object"
+    src.write_bytes(b"x" * 100_000)
+    sha1 = hashlib.sha1(src.read_bytes()).hexdigest()
+    real_put = zone.fs.put_file
+
+    def broken_put(lpath: str, rpath: str, **kwargs: Any) -> None:
+        with zone.fs.open(rpath, "wb") as f:
+            f.write(b"x" * 10)
+        raise ConnectionResetError("connection reset mid-upload")
+
+    monkeypatch.setattr(zone.fs, "put_file", broken_put)
+    with pytest.raises(ZoneUnavailableError):
+        zone.put(src, sha1)
+    assert not zone.has(sha1)
+    assert zone.fs.find(zone.root) == []
+    monkeypatch.setattr(zone.fs, "put_file", real_put)
+    zone.put(src, sha1)
+    assert [p.rsplit("/", 1)[1] for p in zone.fs.find(zone.root)] == [sha1]
