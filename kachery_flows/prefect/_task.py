@@ -26,9 +26,8 @@ def _as_ref(value: Any, serializer: Any, stem: str) -> Ref:
     """``value`` stored in the serializer's store (the default store for other serializers)."""
     if isinstance(value, Ref):
         return value
-    if isinstance(serializer, KacherySerializer):
-        return put_value(serializer.get_store(), value, stem)
-    return put_value(get_default_store(), value, stem)
+    is_ours = isinstance(serializer, KacherySerializer)
+    return put_value(serializer.get_store() if is_ours else get_default_store(), value, stem)
 
 
 def _returning_ref(fn: Callable[..., Any], serializer: Any) -> Callable[..., Any]:
