@@ -16,13 +16,15 @@ import os
 import pickle
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .errors import DecodeError, UnsafePickleError
 from .uri import Ref
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from .hashing import HashingWriter
 
 __all__ = [
     "decode_json",
@@ -36,10 +38,6 @@ __all__ = [
 ]
 
 PICKLE_PROTOCOL = 4
-
-
-class _Writer(Protocol):
-    def write(self, data: Any, /) -> int: ...
 
 
 def encode_text(text: str) -> bytes:
@@ -126,7 +124,7 @@ def _npy_header(arr: np.ndarray[Any, Any]) -> bytes | None:
     return None
 
 
-def write_npy(writer: _Writer, arr: Any) -> None:
+def write_npy(writer: HashingWriter, arr: Any) -> None:
     """Write ``arr`` in ``.npy`` format, byte-identical to ``np.save(allow_pickle=False)``.
 
     Contiguous arrays are written straight from their buffer (no copy), so the hash is
@@ -161,7 +159,9 @@ def write_npy(writer: _Writer, arr: Any) -> None:
             slab = np.ascontiguousarray(arr[start : start + rows])
             writer.write(slab.reshape(-1).view(np.uint8))
         return
-    writer.write(np.asarray(data).reshape(-1).view(np.uint8))
+    # The array outlives the write (the caller holds it), so its hash may finish while
+    # the file is fsynced.
+    writer.write_unchanged(np.asarray(data).reshape(-1).view(np.uint8))
 
 
 def _check_npy_header(path: Path, where: str) -> None:

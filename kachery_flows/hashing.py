@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -63,19 +64,38 @@ class HashingWriter:
         self._fd = fd
         self.path = path
         self._sha1 = hashlib.sha1()
+        self._pending: Future[None] | None = None
         self.size = 0
 
     def write(self, data: Any) -> int:
-        """Write ``data`` (any object with the buffer protocol) and hash it."""
+        """Write ``data`` (any object with the buffer protocol) and hash it.
+
+        ``data`` may be reused as soon as this returns.
+        """
+        return self._write(data, wait=True)
+
+    def write_unchanged(self, data: Any) -> int:
+        """Like :meth:`write`, but the hash of ``data`` may still be running when this
+        returns: the caller keeps ``data`` unchanged until :meth:`hexdigest`. The file's
+        fsync then overlaps the end of the hash instead of following it."""
+        return self._write(data, wait=False)
+
+    def _write(self, data: Any, *, wait: bool) -> int:
         view = memoryview(data).cast("B")
         n = len(view)
+        self._settle()
         try:
             if n >= _OVERLAP_THRESHOLD:
                 future = _hasher.submit(self._sha1.update, view)
                 try:
                     _write_all(self._fd, view)
-                finally:
+                except BaseException:
                     future.result()
+                    raise
+                if wait:
+                    future.result()
+                else:
+                    self._pending = future
             else:
                 self._sha1.update(view)
                 _write_all(self._fd, view)
@@ -84,6 +104,13 @@ class HashingWriter:
         self.size += n
         return n
 
+    def _settle(self) -> None:
+        """Wait for a hash still running from :meth:`write_unchanged`."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
     def hexdigest(self) -> str:
         """SHA-1 of the bytes written so far."""
+        self._settle()
         return self._sha1.hexdigest()
