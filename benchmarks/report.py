@@ -119,7 +119,8 @@ def plot_script(name: str, tables: list[dict[str, Any]], path: Path) -> bool:
         else:
             labels, ours, anchors = [], [], []
             for r in table["rows"]:
-                labels.append(r["what"])
+                anchor_name = r.get("anchor_name")
+                labels.append(f"{r['what']}\nvs {anchor_name}" if anchor_name else r["what"])
                 ours.append(r["ours"])
                 anchors.append(r.get("anchor") or 0.0)
             ys = range(len(labels))
