@@ -8,6 +8,7 @@ from __future__ import annotations
 import doctest
 import errno
 import importlib
+import inspect
 import json
 import re
 import subprocess
@@ -58,6 +59,35 @@ def test_every_docs_page_is_in_the_nav() -> None:
     nav = (ROOT / "mkdocs.yml").read_text()
     pages = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")}
     assert sorted(p for p in pages if p not in nav) == []
+
+
+PUBLIC_MODULES = [
+    "kachery_flows", "kachery_flows.prefect", "kachery_flows.dask", "kachery_flows.zones",
+    "kachery_flows.testing", "kachery_flows.tokens", "kachery_flows.garbage",
+    "kachery_flows.records",
+]
+
+
+def test_every_public_name_and_method_has_a_docstring() -> None:
+    missing = []
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if not callable(obj):
+                continue
+            if not inspect.getdoc(obj):
+                missing.append(f"{module_name}.{name}")
+            if not inspect.isclass(obj):
+                continue
+            for attr, value in vars(obj).items():
+                func = value.fget if isinstance(value, property) else value
+                func = getattr(func, "__func__", func)
+                if attr.startswith(("_", "test_")) or not inspect.isfunction(func):
+                    continue
+                if not inspect.getdoc(getattr(obj, attr) if func is value else value):
+                    missing.append(f"{module_name}.{name}.{attr}")
+    assert missing == []
 
 
 # ------------------------------------------------------------- troubleshooting
