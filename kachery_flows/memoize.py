@@ -50,10 +50,9 @@ from typing import (
 )
 
 from ._results import MISS, store_result
-from .errors import UnhashableArgumentError
 from .records import ActionCache, CacheEntry, action_cache, build_record
 from .store import Store, get_default_store
-from .tokens import canonical_encoding
+from .tokens import argument_encoding
 from .uri import Ref
 
 if TYPE_CHECKING:
@@ -194,12 +193,7 @@ class _CachedBase(Generic[P, R]):
         h = hashlib.sha1(self._prefix)
         encodings = []
         for name, frame in self._frames:
-            try:
-                encoding = canonical_encoding(values[name])
-            except UnhashableArgumentError as exc:
-                raise UnhashableArgumentError(
-                    f"argument {name!r} of {self.identity}: {exc}"
-                ) from None
+            encoding = argument_encoding(values[name], "argument", name, self.identity)
             h.update(frame)
             h.update(encoding)
             encodings.append(encoding)

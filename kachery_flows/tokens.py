@@ -41,6 +41,7 @@ from .uri import Ref, parse_uri
 
 __all__ = [
     "TOKEN_SCHEMA",
+    "argument_encoding",
     "array_token",
     "canonical_encoding",
     "register_array_token",
@@ -239,6 +240,16 @@ def canonical_encoding(value: Any) -> bytes:
         raise UnhashableArgumentError(
             "cannot compute a content token: the value is nested too deeply or refers to itself"
         ) from None
+
+
+def argument_encoding(value: Any, kind: str, name: str, owner: str) -> bytes:
+    """:func:`canonical_encoding` of one argument of a call; an
+    :class:`~kachery_flows.errors.UnhashableArgumentError` names it as
+    ``<kind> '<name>' of <owner>`` (e.g. ``argument 'x' of analysis.spectrum``)."""
+    try:
+        return canonical_encoding(value)
+    except UnhashableArgumentError as exc:
+        raise UnhashableArgumentError(f"{kind} {name!r} of {owner}: {exc}") from None
 
 
 def token_from_encoding(encoding: bytes) -> bytes:

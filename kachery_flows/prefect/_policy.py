@@ -30,8 +30,7 @@ from prefect.cache_policies import TASK_SOURCE, CachePolicy
 from prefect.context import TaskRunContext
 
 from .._funcid import function_identity
-from ..errors import UnhashableArgumentError
-from ..tokens import canonical_encoding
+from ..tokens import argument_encoding
 
 __all__ = ["KACHERY_DEFAULT", "PREFECT_KEY_SCHEMA", "KacheryInputs"]
 
@@ -92,15 +91,11 @@ class KacheryInputs(CachePolicy):
         h.update(_frame(identity.encode()))
         h.update(_frame(tag.encode()))
         excluded = set(self.exclude)
+        owner = f"task {identity}"
         for name in sorted(inputs):
             if name in excluded:
                 continue
-            try:
-                encoding = canonical_encoding(inputs[name])
-            except UnhashableArgumentError as exc:
-                raise UnhashableArgumentError(
-                    f"input {name!r} of task {identity}: {exc}"
-                ) from None
+            encoding = argument_encoding(inputs[name], "input", name, owner)
             h.update(_frame(name.encode()))
             h.update(encoding)
         return h.hexdigest()
