@@ -58,11 +58,18 @@ class InvalidRefNameError(KacheryError, ValueError):
 
 
 class ObjectNotFoundError(KacheryError, FileNotFoundError):
-    """No object with this hash exists in the local cache or the configured zone."""
+    """No object with this hash exists in the local cache or the configured zone.
 
-    def __init__(self, message: str, *, uri: str | None = None) -> None:
+    ``detail`` is what a zone knows beyond "not here" (e.g. which kachery zones were
+    searched), for the store to add to its own message; None when there is nothing more.
+    """
+
+    def __init__(
+        self, message: str, *, uri: str | None = None, detail: str | None = None
+    ) -> None:
         super().__init__(message)
         self.uri = uri
+        self.detail = detail
 
     def __str__(self) -> str:
         return str(self.args[0])

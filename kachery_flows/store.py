@@ -370,7 +370,7 @@ class Store:
                 try:
                     zone.get(ref.sha1, writer.path, progress)
                 except ObjectNotFoundError as exc:
-                    raise self._not_found(ref, zone, str(exc)) from exc
+                    raise self._not_found(ref, zone, exc.detail) from exc
                 except KacheryError:
                     raise
                 except OSError as exc:

@@ -347,7 +347,9 @@ class KacheryNetworkZone(ThreadSessions, Zone):
         found = self._find(sha1)
         if isinstance(found, _Found):
             return found
-        raise ObjectNotFoundError(f"sha1://{sha1} is {found.reason}", uri=f"sha1://{sha1}")
+        raise ObjectNotFoundError(
+            f"sha1://{sha1} is {found.reason}", uri=f"sha1://{sha1}", detail=found.reason
+        )
 
     def get(self, sha1: str, dest: Path, progress: Progress | None = None) -> None:
         found = self._located(sha1)
@@ -386,10 +388,11 @@ class KacheryNetworkZone(ThreadSessions, Zone):
             if status in (401, 403):
                 raise _UrlRefused(f"HTTP {status}: {_error_message(resp)[:200]}")
             if status == 404:
+                missing = f"listed by {found.source} but its bucket has no such object (HTTP 404)"
                 raise ObjectNotFoundError(
-                    f"sha1://{sha1} is listed by {found.source} but its bucket has no such "
-                    "object (HTTP 404)",
+                    f"sha1://{sha1} is {missing}",
                     uri=f"sha1://{sha1}",
+                    detail=missing,
                 )
             if status != 200:
                 raise self._http_failure(what, resp)
