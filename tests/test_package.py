@@ -49,3 +49,26 @@ def test_import_is_light_and_fast() -> None:
     heavy = out[1] if len(out) > 1 else ""
     assert heavy == "", f"import kachery_flows pulled in {heavy}"
     assert seconds < 0.5, f"import took {seconds:.3f}s"
+
+
+def _import_with_hidden(module: str, hidden: str) -> subprocess.CompletedProcess[str]:
+    code = f"import sys; sys.modules[{hidden!r}] = None; import {module}"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_a_missing_extra_names_the_install_that_provides_it() -> None:
+    for module, hidden, extra in (
+        ("kachery_flows.prefect", "prefect", "prefect"),
+        ("kachery_flows.dask", "distributed", "dask"),
+    ):
+        proc = _import_with_hidden(module, hidden)
+        assert proc.returncode != 0
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith("ImportError: ") and f"kachery-flows[{extra}]" in last, last
+        assert repr(hidden) in last
+
+
+def test_other_import_errors_are_not_blamed_on_the_extra() -> None:
+    proc = _import_with_hidden("kachery_flows.dask", "kachery_flows.dask._plugin")
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode != 0 and "pip install" not in last

@@ -15,10 +15,15 @@ Importing this module imports ``dask`` and ``distributed`` (the ``dask`` extra);
 
 from __future__ import annotations
 
-from ._arrays import DEFAULT_LABEL, from_kachery, to_kachery
-from ._manifest import MANIFEST_SCHEMA, ArrayManifest, read_manifest
-from ._plugin import KacheryPlugin
-from ._refs import load_ref, load_refs
+from .._extras import raise_missing_extra
+
+try:
+    from ._arrays import DEFAULT_LABEL, from_kachery, to_kachery
+    from ._manifest import MANIFEST_SCHEMA, ArrayManifest, read_manifest
+    from ._plugin import KacheryPlugin
+    from ._refs import load_ref, load_refs
+except ModuleNotFoundError as exc:
+    raise_missing_extra("dask", ("dask", "distributed"), exc)
 
 __all__ = [
     "DEFAULT_LABEL",

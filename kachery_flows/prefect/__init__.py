@@ -23,10 +23,15 @@ Importing this module imports Prefect; ``import kachery_flows`` never does.
 
 from __future__ import annotations
 
-from ._policy import KACHERY_DEFAULT, PREFECT_KEY_SCHEMA, KacheryInputs
-from ._serializer import KacherySerializer
-from ._storage import KacheryStorage
-from ._task import kachery_task
+from .._extras import raise_missing_extra
+
+try:
+    from ._policy import KACHERY_DEFAULT, PREFECT_KEY_SCHEMA, KacheryInputs
+    from ._serializer import KacherySerializer
+    from ._storage import KacheryStorage
+    from ._task import kachery_task
+except ModuleNotFoundError as exc:
+    raise_missing_extra("prefect", ("prefect", "prefect_dask", "pydantic", "anyio"), exc)
 
 __all__ = [
     "KACHERY_DEFAULT",
