@@ -1,13 +1,36 @@
-"""Shared fixtures: every test gets its own store root and no zone from the environment."""
+"""Shared fixtures: every test gets its own store root and no zone from the environment;
+the session gets its own PREFECT_HOME."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kachery_flows import Store
+
+# Prefect reads its settings when it is first imported, by whichever test that is: every
+# test session gets its own PREFECT_HOME (never ~/.prefect), analytics and API logging off.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="kachery-flows-prefect-home-")
+os.environ.update(
+    PREFECT_HOME=_PREFECT_HOME,
+    PREFECT_PROFILES_PATH=os.path.join(_PREFECT_HOME, "profiles.toml"),
+    PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    PREFECT_LOGGING_TO_API_ENABLED="false",
+)
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.pop("PREFECT_API_KEY", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _prefect_home() -> Iterator[None]:
+    """Removes the session's ``PREFECT_HOME`` when the session ends."""
+    yield
+    shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

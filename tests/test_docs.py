@@ -207,7 +207,8 @@ def test_benchmark_report_renders_tables_and_plots(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ doctests
 DOCTEST_MODULES = ["kachery_flows._api", "kachery_flows.uri", "kachery_flows.memoize",
-                   "kachery_flows.store", "kachery_flows.tokens"]
+                   "kachery_flows.store", "kachery_flows.tokens", "kachery_flows.dask._arrays",
+                   "kachery_flows.prefect._policy"]
 
 
 @pytest.mark.parametrize("name", DOCTEST_MODULES)

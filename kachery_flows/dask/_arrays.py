@@ -205,6 +205,19 @@ def from_kachery(ref: str | Ref, *, store: Store | None = None) -> da.Array:
         the manifest says (when the chunk is computed).
     ObjectNotFoundError
         If the manifest (now) or a chunk (when computed) is in neither store nor zone.
+
+    Examples
+    --------
+    Without a distributed client the local scheduler stores and reads the chunks:
+
+    >>> import dask.array as da
+    >>> from kachery_flows.dask import from_kachery, to_kachery
+    >>> ref = to_kachery(da.arange(10.0, chunks=4), label="ramp")
+    >>> str(ref)
+    'sha1://...?label=ramp'
+    >>> again = from_kachery(ref)
+    >>> again.chunks, float(again.sum().compute())
+    (((4, 4, 2),), 45.0)
     """
     ref = parse_uri(ref)
     manifest = read_manifest(ref, store=store)

@@ -58,6 +58,23 @@ class KacheryInputs(CachePolicy):
         A code version for the key; default: the task's own ``version=``. Bump it when
         the task's behaviour changes (or compose with ``TASK_SOURCE`` to follow its
         source text).
+
+    Examples
+    --------
+    Keys can be computed offline, without a Prefect server:
+
+    >>> from prefect import task
+    >>> from kachery_flows.prefect import KacheryInputs
+    >>> @task
+    ... def square(x): return x * x
+    >>> @task
+    ... def cube(x): return x ** 3
+    >>> policy = KacheryInputs()
+    >>> policy.key_for(square, {"x": 3}) == policy.key_for(cube, {"x": 3})  # identity counts
+    False
+    >>> view = np.arange(10.0)[::2]
+    >>> policy.key_for(square, {"x": view}) == policy.key_for(square, {"x": view.copy()})
+    True
     """
 
     exclude: list[str] = field(default_factory=list)

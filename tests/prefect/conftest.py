@@ -1,16 +1,13 @@
 """Prefect test setup: one Prefect API server per test session, isolated results per test.
 
-Prefect reads its settings from the environment when it is first imported, so the
-environment is set here, when this folder is collected and before any test module in it
-imports Prefect: ``PREFECT_HOME`` in a temp dir, analytics and API logging off.
+Prefect reads its settings from the environment when it is first imported; the root
+``tests/conftest.py`` sets it (``PREFECT_HOME`` in a temp dir, analytics and API logging
+off) before any test module imports Prefect.
 """
 
 from __future__ import annotations
 
 import gc
-import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,26 +15,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-_HOME = tempfile.mkdtemp(prefix="kachery-flows-prefect-home-")
-os.environ.update(
-    PREFECT_HOME=_HOME,
-    PREFECT_PROFILES_PATH=os.path.join(_HOME, "profiles.toml"),
-    PREFECT_SERVER_ANALYTICS_ENABLED="false",
-    PREFECT_LOGGING_TO_API_ENABLED="false",
-)
-os.environ.pop("PREFECT_API_URL", None)
-os.environ.pop("PREFECT_API_KEY", None)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _prefect_home() -> Iterator[None]:
-    """Removes the session's ``PREFECT_HOME`` when the session ends."""
-    yield
-    shutil.rmtree(_HOME, ignore_errors=True)
-
 
 @pytest.fixture(scope="session")
-def prefect_api_url(_prefect_home: None) -> Iterator[str]:
+def prefect_api_url() -> Iterator[str]:
     """A Prefect API server (``prefect_test_harness``) shared by the session; its URL."""
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
