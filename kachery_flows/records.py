@@ -246,7 +246,6 @@ class ActionCache:
         internal = store.root / ".kachery-flows"
         zone = store.zone
         self.refs = RefMap(store)
-        self.local_refs = self.refs.local
         self.index_dir = internal / "memo" / "keys"
         if isinstance(zone, LocalZone) and zone.writable:
             self.lock_dir = zone.root / ".kachery-flows" / "locks"
@@ -256,7 +255,6 @@ class ActionCache:
         self._root = str(store.root)
         #: Markers of the pickled results this store wrote (see the module docs).
         self.trusted_dir = internal / "memo" / "trusted"
-        self._trusted_prefix = f"{self.trusted_dir}/"
         self._trusted: set[str] = set()
         self._distrust_logged: set[str] = set()
 
@@ -305,7 +303,7 @@ class ActionCache:
         (:meth:`trust`), or the store trusts its zone's pickles."""
         if self.store.trust_zone_pickles or sha1 in self._trusted:
             return True
-        if os.path.exists(f"{self._trusted_prefix}{sha1[:2]}/{sha1}"):
+        if self.trusted_path(sha1).exists():
             self._trusted.add(sha1)
             return True
         return False
@@ -410,9 +408,9 @@ class ActionCache:
 
     def local_keys(self) -> Iterator[str]:
         """Keys in the local ref map (none when the ref map is a zone's)."""
-        if self.local_refs is None:
+        if self.refs.local is None:
             return
-        for name in self.local_refs.names("memo"):
+        for name in self.refs.local.names("memo"):
             key = name.rsplit("/", 1)[1]
             if is_sha1_hex(key):
                 yield key

@@ -307,8 +307,8 @@ def test_garbage_in_the_ref_map_is_a_miss() -> None:
     produce(0)
     cache = action_cache(get_default_store())
     key = produce.key(0)
-    assert cache.local_refs is not None
-    cache.local_refs.set(cache.ref_name(key), "not an entry")
+    assert cache.refs.local is not None
+    cache.refs.local.set(cache.ref_name(key), "not an entry")
     assert produce(0) == 1 and log == [0, 0]
     assert cache.get(key) is not None
 
