@@ -26,6 +26,26 @@ os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("PREFECT_API_KEY", None)
 
 
+# Hypothesis takes any change to the global `random` state while it draws an example for a
+# strategy that uses `random`, and fails the test as flaky. Our strategies never do, but the
+# session's Prefect server and Dask scheduler threads in this process draw from it
+# meanwhile (seen once in tests/reliability's pickle fuzz). A mark, unlike pyproject's
+# filterwarnings, takes precedence over the `-W error` of the test command.
+_HYPOTHESIS_RANDOM = pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies"
+    ":hypothesis.errors.HypothesisDeprecationWarning"
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every Hypothesis test with :data:`_HYPOTHESIS_RANDOM`."""
+    from hypothesis import is_hypothesis_test
+
+    for item in items:
+        if is_hypothesis_test(getattr(item, "obj", None)):
+            item.add_marker(_HYPOTHESIS_RANDOM)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _prefect_home() -> Iterator[None]:
     """Removes the session's ``PREFECT_HOME`` when the session ends."""
