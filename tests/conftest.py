@@ -15,12 +15,15 @@ from kachery_flows import Store
 
 # Prefect reads its settings when it is first imported, by whichever test that is: every
 # test session gets its own PREFECT_HOME (never ~/.prefect), analytics and API logging off.
+# The ephemeral server gets two minutes to start (Prefect's default is 20 s), since a loaded
+# 2-core machine starting several servers at once (examples, process tests) can miss 20 s.
 _PREFECT_HOME = tempfile.mkdtemp(prefix="kachery-flows-prefect-home-")
 os.environ.update(
     PREFECT_HOME=_PREFECT_HOME,
     PREFECT_PROFILES_PATH=os.path.join(_PREFECT_HOME, "profiles.toml"),
     PREFECT_SERVER_ANALYTICS_ENABLED="false",
     PREFECT_LOGGING_TO_API_ENABLED="false",
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
 )
 os.environ.pop("PREFECT_API_URL", None)
 os.environ.pop("PREFECT_API_KEY", None)
