@@ -207,8 +207,11 @@ class RefMap:
         refs = zone is not None and zone.supports_refs
         #: The writable zone holding the map, or None when the map is local.
         self.zone: Zone | None = zone if refs and zone is not None and zone.writable else None
+        # A read-only zone's entries are read after the local ones, unless its refs may
+        # not decide hits (a plain-http mirror without opt-in, see Zone.memo_refs).
         self._fallback_zone: Zone | None = (
-            zone if refs and zone is not None and not zone.writable else None
+            zone if refs and zone is not None and not zone.writable and zone.memo_refs
+            else None
         )
         #: The local map (None when the map is the zone's).
         self.local: _DirRefMap | None = (

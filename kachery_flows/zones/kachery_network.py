@@ -44,7 +44,7 @@ from ..errors import (
     ZoneUnavailableError,
 )
 from ..hashing import sha1_of_file
-from ..uri import Ref
+from ..uri import Ref, redact_url
 from ._bounded import MAX_ANSWER_BYTES, json_capped, read_capped
 from ._kachery_gateway import LegacyGateway, find_file_envelope, load_client_keys, signing_available
 from ._sessions import ThreadSessions
@@ -204,7 +204,7 @@ class KacheryNetworkZone(ThreadSessions, Zone):
             )
         )
         self.timeout = timeout
-        self.name = f"kachery:{zone_name} ({self.base_url})"
+        self.name = f"kachery:{zone_name} ({redact_url(self.base_url)})"
         self._init_sessions()
 
     @classmethod
