@@ -91,14 +91,26 @@ def _dtype(descr: Any, align: Any = False, copy: Any = True) -> _Placeholder:
 
 
 def _build_dtype(descr: str, state: Any) -> Any:
-    """A real dtype from ``descr`` and numpy's dtype state; only simple dtypes."""
+    """A real dtype from ``descr`` and numpy's dtype state, built by numpy from a
+    description, never by ``dtype.__setstate__``. The state's flags must be the ones numpy
+    gives that dtype (a pickle that sets the object flag on raw bytes is refused)."""
     if type(state) is not tuple or len(state) not in (8, 9) or state[0] not in (3, 4):
         raise _refuse("a numpy dtype with an unknown state")
     endian, subarray, names, fields, elsize = state[1:6]
     if endian not in ("<", ">", "|", "="):
         raise _refuse("a numpy dtype with an unknown byte order")
     if subarray is not None or names is not None or fields is not None:
-        return _compound_dtype(descr, subarray, names, fields, elsize, state[7])
+        dtype = _compound_dtype(descr, subarray, names, fields, elsize, state[7])
+    else:
+        dtype = _simple_dtype(descr, state)
+    if state[7] != dtype.flags or (type(elsize) is int and elsize > 0
+                                   and elsize != dtype.itemsize):
+        raise _refuse(f"a numpy dtype whose flags or size do not match {dtype}")
+    return dtype
+
+
+def _simple_dtype(descr: str, state: Any) -> Any:
+    endian, elsize = state[1], state[5]
     text = descr if endian == "|" else endian + descr
     kind = descr[0]
     if kind in "USV" and type(elsize) is int and elsize > 0:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._safe_pickle import safe_loads
+from ._safeopen import open_regular
 from .errors import DecodeError, UnsafePickleError
 from .uri import Ref
 
@@ -171,16 +172,19 @@ def _check_npy_header(path: Path, where: str) -> None:
     import numpy as np
 
     fmt = np.lib.format
-    with open(path, "rb") as f:
+    fd, _st = open_regular(str(path))
+    with open(fd, "rb") as f:
         try:
             version = fmt.read_magic(f)
             if version == (1, 0):
                 shape, _fortran, dtype = fmt.read_array_header_1_0(f)
-            elif version == (2, 0):
+            elif version in ((2, 0), (3, 0)):
+                # 3.0 differs from 2.0 only in the header's text encoding (utf-8 field
+                # names): read as latin-1 its shape and item size are the same
                 shape, _fortran, dtype = fmt.read_array_header_2_0(f)
             else:
-                return  # format 3.0 (utf-8 field names): numpy's own checks only
-        except (ValueError, OSError, EOFError, TypeError) as exc:
+                raise ValueError(f"unknown .npy format version {version}")
+        except (ValueError, OSError, EOFError, TypeError, SyntaxError) as exc:
             raise DecodeError(f"{where} is not a loadable .npy file: {exc}") from exc
         available = os.fstat(f.fileno()).st_size - f.tell()
     count = 1
