@@ -412,7 +412,7 @@ class ActionCache:
                 try:
                     last_used = item.stat().st_mtime
                     info = json.loads(path.read_bytes())
-                except (OSError, ValueError):
+                except (OSError, ValueError, RecursionError):
                     continue
                 function = info.get("function") if isinstance(info, dict) else None
                 text = info.get("entry") if isinstance(info, dict) else None

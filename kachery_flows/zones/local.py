@@ -12,6 +12,7 @@ the writer's umask, so the members of one UNIX group can all add objects.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import shutil
 import stat
@@ -52,6 +53,19 @@ def _copy(src: Path, dest: Path, progress: Progress | None) -> None:
         while chunk := f.read(_BLOCK):
             out.write(chunk)
             progress(len(chunk))
+
+
+def _sparse(st: os.stat_result) -> bool:
+    """More than 1 MiB of ``st``'s size is holes (no blocks allocated)."""
+    blocks = getattr(st, "st_blocks", None)
+    return blocks is not None and blocks * 512 + (1 << 20) < st.st_size
+
+
+def _hash_fd(fd: int) -> str:
+    h = hashlib.sha1()
+    while chunk := os.read(fd, _BLOCK):
+        h.update(chunk)
+    return h.hexdigest()
 
 
 def _copy_fd(fd: int, size: int, dest: Path, progress: Progress | None) -> None:
@@ -151,6 +165,17 @@ class LocalZone(Zone):
                 "(a zone holds regular files only)"
             ) from None
         try:
+            if _sparse(st):
+                # A sparse file costs the zone's writer no disk, but a copy would fill
+                # ours: it is hashed in place first, and copied only if it is the object.
+                actual = _hash_fd(fd)
+                if actual != sha1:
+                    raise CorruptObjectError(
+                        f"zone {self.name}: sha1://{sha1} is a sparse file of {st.st_size} "
+                        "bytes whose bytes do not match its name; nothing was copied",
+                        uri=f"sha1://{sha1}", actual_sha1=actual,
+                    )
+                os.lseek(fd, 0, os.SEEK_SET)
             _copy_fd(fd, st.st_size, dest, progress)
         finally:
             os.close(fd)
