@@ -278,6 +278,7 @@ _GLOBALS: dict[tuple[str, str], Any] = {
 }
 #: Every (module, name) a pickle may name, for tests and docs.
 ALLOWED_GLOBALS = frozenset(_GLOBALS)
+_INTERNAL = frozenset(id(f) for f in _GLOBALS.values())
 
 
 def _refused_opcode(self: Any) -> None:
@@ -384,12 +385,31 @@ for _op in _REFUSED_OPCODES:
     _SafeUnpickler.dispatch[_op[0]] = _refused_opcode
 
 
+def _leaks_internals(value: Any) -> bool:
+    """Whether a decoder placeholder or one of the decoder's own functions ended up in
+    the value (a pickle can push a global without calling it)."""
+    stack, seen = [value], set()
+    while stack:
+        item = stack.pop()
+        cls = type(item)
+        if cls is _Placeholder or id(item) in _INTERNAL:
+            return True
+        if cls in (list, tuple, set, frozenset, dict, OrderedDict) and id(item) not in seen:
+            seen.add(id(item))
+            if cls is dict or cls is OrderedDict:
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            else:
+                stack.extend(item)
+    return False
+
+
 def safe_loads(data: bytes) -> Any:
     """Decode an untrusted pickle (see the module docs); :class:`UnsafePickleError` for
     anything outside the allowed shapes. Other failures (truncated or malformed streams)
     propagate as the unpickler raised them, for the caller to wrap."""
     unpickler = _SafeUnpickler(data)
     value = unpickler.load()
-    if unpickler.placeholders or type(value) is _Placeholder:
-        raise _refuse("an array or dtype that never received its state")
+    if unpickler.placeholders or _leaks_internals(value):
+        raise _refuse("a bare global, or an array or dtype that never received its state")
     return value
