@@ -86,9 +86,9 @@ def attack_gadgets(work: Path) -> dict[str, Any]:
         sha1 = store.put_bytes(data).sha1
         seen = []
         for load in (
-            lambda: store.load_pkl(f"sha1://{sha1}"),
-            lambda: Ref(sha1, "x.pkl").load(store=store),
-            lambda: load_ref(Ref(sha1, codec="pkl"), store=store),
+            lambda h=sha1: store.load_pkl(f"sha1://{h}"),
+            lambda h=sha1: Ref(h, "x.pkl").load(store=store),
+            lambda h=sha1: load_ref(Ref(h, codec="pkl"), store=store),
         ):
             try:
                 value = load()
@@ -156,7 +156,8 @@ _OPCODES = [
     b"}", b"\x8f", b"\x91", b"\x85", b"\x86", b"\x87", b"a", b"e", b"s", b"u", b"0", b"2",
     b"\x94", b"h\x00", b"h\x01", b"q\x00", b"q\x01", b"p0\n", b"g0\n", b"S'x'\n",
     b"X\x01\x00\x00\x00y", b"\x8c\x01z", b"C\x08AAAAAAAA", b"C\x01b", b"J\xff\xff\xff\xff",
-    b"\x8a\x05\x00\x00\x00\x00\x02", b"G?\xf0\x00\x00\x00\x00\x00\x00", b"\x95\x02\x00\x00\x00\x00\x00\x00\x00",
+    b"\x8a\x05\x00\x00\x00\x00\x02", b"G?\xf0\x00\x00\x00\x00\x00\x00",
+    b"\x95\x02\x00\x00\x00\x00\x00\x00\x00",
 ]
 _GLOBALS = [
     ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
