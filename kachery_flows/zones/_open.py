@@ -34,6 +34,7 @@ from .._retry import RetryPolicy
 from .._safeopen import NotRegularFileError, open_regular, read_fd
 from ..config import Settings, load_settings
 from ..errors import ZoneError
+from ..uri import redact_url
 from .base import Zone
 
 __all__ = ["load_zones_file", "open_zone"]
@@ -57,11 +58,11 @@ def _kind(url: str) -> str:
     if re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://", url):
         if not url.split("://", 1)[1].strip("/"):
             raise ZoneError(
-                f"zone URL {url!r} names no bucket or path; expected e.g. s3://bucket/prefix"
+                f"zone URL {redact_url(url)!r} names no bucket or path; expected e.g. s3://bucket/prefix"
             )
         return "fsspec"
     raise ZoneError(
-        f"not a zone URL: {url!r}; expected file:///path, an absolute path, s3://bucket/"
+        f"not a zone URL: {redact_url(url)!r}; expected file:///path, an absolute path, s3://bucket/"
         "prefix (or another fsspec URL) or http(s)://host/path"
     )
 
@@ -71,9 +72,12 @@ def _local_path(url: str) -> Path:
         return Path(url).expanduser()
     parts = urlsplit(url)
     if parts.netloc not in ("", "localhost"):
-        raise ZoneError(f"file URL {url!r} names host {parts.netloc!r}; use file:///path")
+        raise ZoneError(
+            f"file URL {redact_url(url)!r} names host {parts.hostname!r}; "
+            "use file:///path"
+        )
     if parts.query or parts.fragment:
-        raise ZoneError(f"file URL {url!r} must not have a query or fragment")
+        raise ZoneError(f"file URL {redact_url(url)!r} must not have a query or fragment")
     return Path(unquote(parts.path))
 
 
