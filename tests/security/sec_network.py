@@ -88,6 +88,7 @@ def attack_kachery_network_answers(work: Path) -> dict[str, Any]:
 
     outcomes = {}
     for mode in ("gzip bomb", "huge error body", "huge answer", "deep nesting"):
+        # 512 MB from 0.5 MB of gzip; 300 MB bodies; 500k nested arrays
         with _serve(mode) as url:
             zone = KacheryNetworkZone(
                 "default", base_url=url, timeout=(5.0, 10.0),
@@ -100,6 +101,10 @@ def attack_kachery_network_answers(work: Path) -> dict[str, Any]:
             except KacheryError as exc:
                 outcomes[mode] = f"{type(exc).__name__}: {str(exc)[:160]}"
             outcomes[mode] += f" ({time.monotonic() - started:.1f} s)"
+    outcomes["gzip bomb (512 MB from 0.5 MB)"] = outcomes.pop("gzip bomb")
+    outcomes["300 MB error body"] = outcomes.pop("huge error body")
+    outcomes["300 MB answer"] = outcomes.pop("huge answer")
+    outcomes["JSON nested 500k deep"] = outcomes.pop("deep nesting")
     return {"outcomes": outcomes}
 
 

@@ -14,7 +14,7 @@ def test_kachery_network_answers_are_bounded(attack: Attack, held: Held) -> None
     result = attack("network.kachery_network_answers", timeout=300)
     for what, seen in result["outcomes"].items():
         assert seen.startswith(("ZoneError", "ZoneUnavailableError")), (what, seen)
-        held(f"kachery network findFile: {what} (512 MB gzip / 300 MB bodies)",
+        held(f"kachery network findFile answer: {what}",
              f"held: {seen.split(':')[0]}, bounded")
     assert result["maxrss_mb"] < 300, result["maxrss_mb"]
 
