@@ -40,7 +40,7 @@ def test_npy_headers_of_every_format_version(attack: Attack, held: Held) -> None
     assert set(result["outcomes"].values()) == {"DecodeError"}, result["outcomes"]
     assert result["latin1_fields_ok"]
     held("npy header bombs in format 1.0, 2.0, 3.0 and an unknown version",
-         "fixed: DecodeError before allocation (3.0 was unchecked)")
+         "held: DecodeError before allocation (3.0 now checked by us too)")
 
 
 def test_hard_linked_zone_objects(attack: Attack, held: Held) -> None:
