@@ -230,7 +230,7 @@ def _read(path: str, size: int) -> bytes | None:
     try:
         if st.st_size != size:
             return None
-        data = read_fd(fd, size + 1)
+        data = read_fd(fd, size)  # the file is immutable: its fstat size is its size
     finally:
         os.close(fd)
     return data if len(data) == size else None

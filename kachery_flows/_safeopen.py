@@ -105,9 +105,9 @@ def open_under(root: str, relative: str) -> tuple[int, os.stat_result]:
 def read_regular(path: str, limit: int) -> bytes:
     """At most ``limit + 1`` bytes of the regular file ``path`` (one more than allowed
     proves it too long without reading it whole)."""
-    fd, _st = open_regular(path)
+    fd, st = open_regular(path)
     try:
-        return read_fd(fd, limit + 1)
+        return read_fd(fd, min(limit, st.st_size) + 1)
     finally:
         os.close(fd)
 

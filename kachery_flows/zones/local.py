@@ -229,7 +229,7 @@ class LocalZone(Zone):
     def get_ref(self, name: str) -> str | None:
         key = ref_key(name)
         try:
-            fd, _st = open_under(str(self.root), key)
+            fd, st = open_under(str(self.root), key)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except PermissionError as exc:
@@ -237,7 +237,7 @@ class LocalZone(Zone):
         except NotRegularFileError as exc:
             raise ZoneError(f"zone {self.name}: ref {name!r} is {exc.strerror}") from None
         try:
-            data = read_fd(fd, MAX_REF_BYTES + 1)
+            data = read_fd(fd, min(MAX_REF_BYTES, st.st_size) + 1)
         finally:
             os.close(fd)
         return decode_ref(data, self.name, name)

@@ -15,11 +15,11 @@ import resource
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from summary_table import Figures, session_figures, write_table
 
 HERE = Path(__file__).parent
 #: Limits of an attack's process: address space, file size (disk filling), CPU seconds.
@@ -28,31 +28,16 @@ FILE_LIMIT = 256 << 20
 TIMEOUT = 120.0
 
 
-@dataclass
-class AttackTable:
-    """Rows of (attack, outcome, test), in the order the tests recorded them."""
-
-    rows: list[tuple[str, str, str]] = field(default_factory=list)
-
-
-_TABLE = pytest.StashKey[AttackTable]()
-
-
-@pytest.fixture(scope="session")
-def attack_table(pytestconfig: pytest.Config) -> AttackTable:
-    """The session's attack table."""
-    if _TABLE not in pytestconfig.stash:
-        pytestconfig.stash[_TABLE] = AttackTable()
-    return pytestconfig.stash[_TABLE]
+_TABLE = pytest.StashKey[Figures]()
 
 
 @pytest.fixture
-def held(request: pytest.FixtureRequest, attack_table: AttackTable) -> Callable[[str, str], None]:
+def held(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
     """``held(attack, outcome)`` records a row naming the calling test."""
+    table = session_figures(request.config, _TABLE)
 
     def add(attack: str, outcome: str) -> None:
-        attack_table.rows.append((attack, outcome, request.node.name))
-        print(f"[security] {attack}: {outcome}")
+        table.add(attack, outcome, request.node.name)
 
     return add
 
@@ -61,15 +46,9 @@ def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
     table = config.stash.get(_TABLE, None)
-    if table is None or not table.rows:
-        return
-    header = ("attack", "outcome", "test")
-    widths = [max(len(r[i]) for r in [header, *table.rows]) for i in range(3)]
-    terminalreporter.write_sep("=", f"security: {len(table.rows)} attacks tried, all held")
-    for cells in (header, tuple("-" * w for w in widths), *table.rows):
-        terminalreporter.write_line(
-            " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-        )
+    if table is not None:
+        write_table(terminalreporter, f"security: {len(table.rows)} attacks tried, all held",
+                    ("attack", "outcome", "test"), table.rows)
 
 
 def _limits() -> None:
