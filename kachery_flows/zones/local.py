@@ -177,6 +177,8 @@ class LocalZone(Zone):
                     )
                 os.lseek(fd, 0, os.SEEK_SET)
             _copy_fd(fd, st.st_size, dest, progress)
+        except PermissionError as exc:  # a copy cannot tell which side refused
+            self._denied(exc, f"reading sha1://{sha1}")
         finally:
             os.close(fd)
 

@@ -38,11 +38,14 @@ def gadgets() -> dict[str, bytes]:
         "ndarray subclass (recarray)": pickle.dumps(np.rec.array([(1, 2.0)]), protocol=4),
         "ndarray subclass (matrix)": pickle.dumps(np.asmatrix(np.eye(2)), protocol=4),
         "bytearray(2**33) from 32 bytes": (
-            b"\x80\x02c__builtin__\nbytearray\n\x8a\x05\x00\x00\x00\x00\x02\x85R."),
+            b"\x80\x03cbuiltins\nbytearray\n\x8a\x05\x00\x00\x00\x00\x02\x85R."),
         "bytes(2**33)": b"\x80\x03cbuiltins\nbytes\n\x8a\x05\x00\x00\x00\x00\x02\x85R.",
         "list(range(2**40))": (
-            b"\x80\x02c__builtin__\nlist\nc__builtin__\nxrange\n"
+            b"\x80\x03cbuiltins\nlist\ncbuiltins\nrange\n"
             b"\x8a\x06\x00\x00\x00\x00\x00\x01\x85R\x85R."),
+        "a second BUILD on a dtype (clear, then restore the object flag)": (
+            b"cnumpy\ndtype\n(S'f8'\nI00\nI01\ntR(I3\nS'<'\nNNNI-1\nI-1\nI0\ntb"
+            b"(I3\nS'<'\nNNNI-1\nI-1\nI63\ntb."),
         "frozenset(range(2**40))": (
             b"\x80\x03cbuiltins\nfrozenset\ncbuiltins\nrange\n"
             b"\x8a\x06\x00\x00\x00\x00\x00\x01\x85R\x85R."),
