@@ -22,6 +22,7 @@ bytes are then always re-hashed (whatever their size) before they are unpickled.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
 import os
@@ -35,7 +36,7 @@ from typing import Any
 
 from . import codecs
 from ._background import BackgroundThread
-from ._safeopen import NotRegularFileError, open_regular, read_fd
+from ._safeopen import READ_FLAGS, read_fd
 from .errors import (
     CorruptObjectError,
     DecodeError,
@@ -68,6 +69,8 @@ VERIFY_LIMIT = 8 << 20
 #: Memory-mapped results are re-hashed only when small: hashing defeats lazy loading.
 VERIFY_NPY_LIMIT = 64 << 10
 _SUFFIX = {"npy": ".npy", "json": ".json", "pkl": ".pkl", "bytes": ""}
+#: Results smaller than this are read without an ``fstat`` first (a bounded allocation).
+_DIRECT_READ = 1 << 20
 _MAX_SCAN = 10_000
 
 
@@ -219,18 +222,30 @@ def _fetch(store: Store, sha1: str) -> str | None:
 
 
 def _read(path: str, size: int) -> bytes | None:
-    """The bytes of the regular file ``path`` if it holds exactly ``size`` bytes, else None
-    (a size the entry got wrong is never read: the file's own size bounds the read).
+    """The bytes of the file ``path`` if it holds exactly ``size`` bytes, else None.
 
-    FileNotFoundError if it is absent; a symlink, FIFO or device is None."""
+    Opened with ``O_NOFOLLOW | O_NONBLOCK``: a symlink, FIFO or directory is None, never
+    a hang. A size the entry got wrong is never allocated: small sizes are read at once
+    (``size + 1`` bytes shows a longer file), larger ones only after ``fstat`` confirms
+    them. FileNotFoundError if the file is absent."""
     try:
-        fd, st = open_regular(path)
-    except NotRegularFileError:
-        return None
-    try:
-        if st.st_size != size:
+        fd = os.open(path, READ_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
             return None
-        data = read_fd(fd, size)  # the file is immutable: its fstat size is its size
+        raise
+    try:
+        if size < _DIRECT_READ:
+            data = os.read(fd, size + 1)
+            if 0 < len(data) < size:  # a short read: the rest, as pipes and NFS may need
+                data += read_fd(fd, size + 1 - len(data))
+        else:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+                return None
+            data = read_fd(fd, size)
+    except (IsADirectoryError, BlockingIOError):
+        return None
     finally:
         os.close(fd)
     return data if len(data) == size else None
@@ -347,7 +362,13 @@ def _load_npy(store: Store, path: str, sha1: str, size: int, token: bytes | None
         if hashlib.sha1(data).hexdigest() != sha1:
             _quarantine(store, path)
             return MISS
-    array = codecs.load_npy_file(Path(path), f"sha1://{sha1}", "r")
+    import numpy as np
+
+    try:
+        # memory-mapped, so a header announcing more than the file holds allocates nothing
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # whatever numpy raises for a header that does not fit
+        raise DecodeError(f"sha1://{sha1} is not a loadable .npy file: {exc}") from exc
     if token is not None:
         register_array_token(array, token)
     return array

@@ -17,9 +17,13 @@ import errno
 import os
 import stat
 
-__all__ = ["NotRegularFileError", "open_regular", "open_under", "read_fd", "read_regular"]
+__all__ = [
+    "READ_FLAGS", "NotRegularFileError", "open_regular", "open_under", "read_fd", "read_regular",
+]
 
-_FLAGS = (
+#: ``os.open`` flags of every read of a file others may plant: read-only, close-on-exec,
+#: no symlink as the last component, never blocking (a FIFO opens and reads as empty).
+READ_FLAGS = (
     os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
     | getattr(os, "O_NONBLOCK", 0)
 )
@@ -66,7 +70,7 @@ def open_regular(path: str) -> tuple[int, os.stat_result]:
     :class:`FileNotFoundError` if it is absent; :class:`NotRegularFileError` if it (the
     last component) is a symlink or not a regular file."""
     try:
-        fd = os.open(path, _FLAGS)
+        fd = os.open(path, READ_FLAGS)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise NotRegularFileError(path, "a symlink") from None
@@ -92,7 +96,7 @@ def open_under(root: str, relative: str) -> tuple[int, os.stat_result]:
             os.close(dir_fd)
             dir_fd = next_fd
         try:
-            fd = os.open(parts[-1], _FLAGS, dir_fd=dir_fd)
+            fd = os.open(parts[-1], READ_FLAGS, dir_fd=dir_fd)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise NotRegularFileError(os.path.join(root, relative), "a symlink") from None

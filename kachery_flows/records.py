@@ -30,6 +30,7 @@ trust.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -49,7 +50,7 @@ from . import codecs
 from ._atomic import create_marker, make_dirs, staged_writer
 from ._lock import FileLock
 from ._results import MISS, StoredResult, load_result, result_exists, scan_refs
-from ._safeopen import NotRegularFileError, read_regular
+from ._safeopen import READ_FLAGS, read_fd, read_regular
 from .errors import (
     DecodeError,
     KacheryError,
@@ -151,12 +152,24 @@ class _DirRefMap:
         self._prefix = f"{base}/"
 
     def get(self, name: str) -> str | None:
-        """The text of ref ``name``; None if it is absent or not a small regular file
-        (a FIFO, device or symlink planted there is never opened for reading)."""
+        """The text of ref ``name``; None if it is absent, a symlink, a directory, a FIFO
+        (opened without blocking, so it never hangs) or larger than ``MAX_REF_BYTES``."""
         try:
-            data = read_regular(self._prefix + name, MAX_REF_BYTES)
-        except (FileNotFoundError, NotADirectoryError, NotRegularFileError):
+            fd = os.open(self._prefix + name, READ_FLAGS)
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return None
+            raise
+        try:
+            data = os.read(fd, 4096)
+            if len(data) == 4096:
+                data += read_fd(fd, MAX_REF_BYTES + 1 - 4096)
+        except (IsADirectoryError, BlockingIOError):
+            return None
+        finally:
+            os.close(fd)
         if len(data) > MAX_REF_BYTES:
             return None
         return data.decode("utf-8", "replace")
