@@ -16,7 +16,8 @@ def test_kachery_network_answers_are_bounded(attack: Attack, held: Held) -> None
         assert seen.startswith(("ZoneError", "ZoneUnavailableError")), (what, seen)
         held(f"kachery network findFile answer: {what}",
              f"held: {seen.split(':')[0]}, bounded")
-    assert result["maxrss_mb"] < 300, result["maxrss_mb"]
+    # below the 512 MB the bomb inflates to (the servers share the process)
+    assert result["maxrss_mb"] < 450, result["maxrss_mb"]
 
 
 def test_plain_http_mirror_refs_need_an_opt_in(attack: Attack, held: Held) -> None:
