@@ -22,10 +22,11 @@ bytes are then always re-hashed (whatever their size) before they are unpickled.
 
 from __future__ import annotations
 
+import errno
 import hashlib
-import json
 import math
 import os
+import stat
 import sys
 from collections.abc import Callable
 from contextlib import suppress
@@ -35,8 +36,15 @@ from typing import Any
 
 from . import codecs
 from ._background import BackgroundThread
-from .errors import KacheryError, ObjectNotFoundError
-from .hashing import HashingWriter
+from ._safeopen import READ_FLAGS, read_fd
+from .errors import (
+    CorruptObjectError,
+    DecodeError,
+    KacheryError,
+    ObjectNotFoundError,
+    UnsafePickleError,
+)
+from .hashing import HashingWriter, sha1_of_file
 from .store import Store
 from .tokens import array_token, register_array_token
 from .uri import Ref, parse_uri
@@ -51,6 +59,7 @@ __all__ = [
     "result_exists",
     "scan_refs",
     "store_result",
+    "unpickle",
 ]
 
 #: json/bytes/pkl results up to this size, and npy results up to :data:`VERIFY_NPY_LIMIT`,
@@ -60,6 +69,8 @@ VERIFY_LIMIT = 8 << 20
 #: Memory-mapped results are re-hashed only when small: hashing defeats lazy loading.
 VERIFY_NPY_LIMIT = 64 << 10
 _SUFFIX = {"npy": ".npy", "json": ".json", "pkl": ".pkl", "bytes": ""}
+#: Results smaller than this are read without an ``fstat`` first (a bounded allocation).
+_DIRECT_READ = 1 << 20
 _MAX_SCAN = 10_000
 
 
@@ -210,25 +221,48 @@ def _fetch(store: Store, sha1: str) -> str | None:
     return path
 
 
-_O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+def _read(path: str, size: int) -> bytes | None:
+    """The bytes of the file ``path`` if it holds exactly ``size`` bytes, else None.
 
-
-def _read(path: str, size: int) -> bytes:
-    """Up to ``size + 1`` bytes of a file: a longer or shorter object shows as a bad length."""
-    fd = os.open(path, _O_RDONLY)
+    Opened with ``O_NOFOLLOW | O_NONBLOCK``: a symlink, FIFO or directory is None, never
+    a hang. A size the entry got wrong is never allocated: small sizes are read at once
+    (``size + 1`` bytes shows a longer file), larger ones only after ``fstat`` confirms
+    them. FileNotFoundError if the file is absent."""
     try:
-        data = os.read(fd, size + 1)
-        if len(data) < size:
-            chunks = [data]
-            while True:
-                more = os.read(fd, size + 1 - sum(map(len, chunks)))
-                if not more:
-                    break
-                chunks.append(more)
-            data = b"".join(chunks)
-        return data
+        fd = os.open(path, READ_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return None
+        raise
+    try:
+        if size < _DIRECT_READ:
+            data = os.read(fd, size + 1)
+            if 0 < len(data) < size:  # a short read: the rest, as pipes and NFS may need
+                data += read_fd(fd, size + 1 - len(data))
+        else:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size != size:
+                return None
+            data = read_fd(fd, size)
+    except (IsADirectoryError, BlockingIOError):
+        return None
     finally:
         os.close(fd)
+    return data if len(data) == size else None
+
+
+def _mismatch(store: Store, path: str, sha1: str) -> Any:
+    """An entry disagrees with the object it names: the entry is a hint, the object is
+    the truth. The object is quarantined only if its own bytes fail their hash; either
+    way the hit is a miss."""
+    try:
+        regular = stat.S_ISREG(os.lstat(path).st_mode)
+        intact = not regular or sha1_of_file(Path(path)) == sha1
+    except OSError:
+        intact = True
+    if not intact:
+        _quarantine(store, path)
+    return MISS
 
 
 def object_path(root: str, sha1: str) -> str:
@@ -236,38 +270,55 @@ def object_path(root: str, sha1: str) -> str:
     return f"{root}/sha1/{sha1[0:2]}/{sha1[2:4]}/{sha1[4:6]}/{sha1}"
 
 
+def unpickle(
+    store: Store, sha1: str, data: bytes, where: str, *, trusted: bool | None = None
+) -> Any:
+    """Decode the stored pickle ``sha1``: every pickle the package loads passes here
+    (``load_pkl``, ``Ref.load``, ``dask.load_ref``, memo hits, ``KacherySerializer``).
+
+    ``trusted=True`` (the caller vouches for the writer) unpickles with :mod:`pickle`;
+    ``trusted=False`` uses the safe decoder (containers, scalars, plain arrays; anything
+    else is :class:`UnsafePickleError`). ``trusted=None`` applies the store's trust rule:
+    :mod:`pickle` only if this store pickled exactly these bytes itself or trusts its
+    zone's pickles (``SECURITY.md``), and the bytes hash to ``sha1``; otherwise
+    :class:`UnsafePickleError` and nothing is decoded.
+    """
+    if trusted is None:
+        from .records import action_cache
+
+        if not action_cache(store).trusts_pickle(sha1):
+            raise UnsafePickleError(
+                f"not unpickling {where}: this store did not pickle it, and it does not "
+                "trust its zone's pickles (KACHERY_FLOWS_TRUST_ZONE_PICKLES=1 or "
+                '"trust_pickles": true in zones.json; see SECURITY.md)'
+            )
+        if hashlib.sha1(data).hexdigest() != sha1:
+            raise CorruptObjectError(
+                f"{where}: its bytes do not hash to {sha1}", uri=f"sha1://{sha1}"
+            )
+        trusted = True
+    return codecs.decode_pkl(data, where, trusted=trusted)
+
+
 def load_result(
     store: Store, root: str, sha1: str, codec: str, size: int, token: bytes | None
 ) -> Any:
-    """Load a memoized result, or :data:`MISS` if it is missing or corrupt.
+    """Load a memoized result, or :data:`MISS` if it is missing, corrupt, or not the size
+    its entry says.
 
-    ``root`` is ``str(store.root)``. A corrupt local object is moved to the quarantine so
-    the recomputed bytes can take its place.
+    ``root`` is ``str(store.root)``. Only an object whose own bytes fail their hash is
+    moved to the quarantine. Intact bytes that do not decode with ``codec`` raise
+    :class:`DecodeError` (a codec outside the closed set ``npy``/``json``/``bytes``/``pkl``
+    too, before anything is read); a pickle goes through :func:`unpickle`'s trust rule
+    (:class:`UnsafePickleError`).
     """
+    if codec not in _SUFFIX:
+        raise DecodeError(
+            f"sha1://{sha1}: unknown result codec {codec!r}; expected one of {sorted(_SUFFIX)}"
+        )
     path = object_path(root, sha1)
     if codec == "npy":
-        try:
-            actual = os.stat(path).st_size
-        except FileNotFoundError:
-            fetched = _fetch(store, sha1)
-            if fetched is None:
-                return MISS
-            path, actual = fetched, os.stat(fetched).st_size
-        if actual != size or (
-            size <= VERIFY_NPY_LIMIT and hashlib.sha1(_read(path, size)).hexdigest() != sha1
-        ):
-            _quarantine(store, path)
-            return MISS
-        import numpy as np
-
-        try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except Exception:  # a header that does not fit the file, whatever numpy raises
-            _quarantine(store, path)
-            return MISS
-        if token is not None:
-            register_array_token(array, token)
-        return array
+        return _load_npy(store, path, sha1, size, token)
     try:
         data = _read(path, size)
     except FileNotFoundError:
@@ -276,51 +327,81 @@ def load_result(
             return MISS
         path = fetched
         data = _read(path, size)
-    # A pickle is always re-hashed: it is trusted because this store wrote those bytes.
-    verify = size <= VERIFY_LIMIT or codec == "pkl"
-    if len(data) != size or (verify and hashlib.sha1(data).hexdigest() != sha1):
+    if data is None:
+        return _mismatch(store, path, sha1)
+    # A pickle is always re-hashed (in unpickle): it is trusted for these exact bytes.
+    if codec != "pkl" and size <= VERIFY_LIMIT and hashlib.sha1(data).hexdigest() != sha1:
         _quarantine(store, path)
         return MISS
+    where = f"sha1://{sha1}"
+    if codec == "bytes":
+        return data
+    if codec == "json":
+        return codecs.decode_json(data, where)
     try:
-        if codec == "json":
-            return json.loads(data)
-        if codec == "bytes":
-            return data
-        import pickle
+        return unpickle(store, sha1, data, where)
+    except CorruptObjectError:
+        _quarantine(store, path)
+        return MISS
 
-        return pickle.loads(data)
-    except Exception:
-        # Intact bytes that no longer load (e.g. a class changed): recompute.
+
+def _load_npy(store: Store, path: str, sha1: str, size: int, token: bytes | None) -> Any:
+    try:
+        actual = os.lstat(path)
+    except FileNotFoundError:
+        fetched = _fetch(store, sha1)
+        if fetched is None:
+            return MISS
+        path, actual = fetched, os.lstat(fetched)
+    if not stat.S_ISREG(actual.st_mode) or actual.st_size != size:
+        return _mismatch(store, path, sha1)
+    if size <= VERIFY_NPY_LIMIT:
+        data = _read(path, size)
+        if data is None:
+            return _mismatch(store, path, sha1)
         if hashlib.sha1(data).hexdigest() != sha1:
             _quarantine(store, path)
-        return MISS
+            return MISS
+    import numpy as np
+
+    try:
+        # memory-mapped, so a header announcing more than the file holds allocates nothing
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as exc:  # whatever numpy raises for a header that does not fit
+        raise DecodeError(f"sha1://{sha1} is not a loadable .npy file: {exc}") from exc
+    if token is not None:
+        register_array_token(array, token)
+    return array
 
 
 def load_value(store: Store, ref: Ref, codec: str) -> Any:
     """Load an object written by :func:`put_value` (fetched and verified from the zone if
     it is not local), or :data:`MISS` if it is missing everywhere or corrupt.
 
-    The checks are :func:`load_result`'s, against the local object's size.
+    The checks and errors are :func:`load_result`'s, against the local object's size:
+    intact bytes that do not decode raise :class:`DecodeError`, an untrusted pickle
+    :class:`UnsafePickleError`; the object stays where it is.
     """
     root = str(store.root)
     path = object_path(root, ref.sha1)
     try:
-        size = os.stat(path).st_size
+        size = os.lstat(path).st_size
     except FileNotFoundError:
         try:
-            size = os.stat(store.download(ref)).st_size
+            size = os.lstat(store.download(ref)).st_size
         except ObjectNotFoundError:
             return MISS
     return load_result(store, root, ref.sha1, codec, size, None)
 
 
 def result_exists(store: Store, root: str, sha1: str, size: int) -> bool:
-    """Whether the result object is present (locally with the right size, or in the zone)."""
+    """Whether the result object is present (locally with the right size, or only in the
+    zone)."""
     path = object_path(root, sha1)
     try:
-        if os.stat(path).st_size == size:
-            return True
-        _quarantine(store, path)
+        st = os.lstat(path)
     except FileNotFoundError:
-        pass
-    return store.zone is not None and store.zone.has(sha1)
+        return store.zone is not None and store.zone.has(sha1)
+    # A size that disagrees with the entry is a miss; the object is left alone (only a
+    # load re-hashes it, and only bad bytes are quarantined).
+    return stat.S_ISREG(st.st_mode) and st.st_size == size

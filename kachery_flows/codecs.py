@@ -18,6 +18,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ._safe_pickle import safe_loads
+from ._safeopen import open_regular
 from .errors import DecodeError, UnsafePickleError
 from .uri import Ref
 
@@ -170,16 +172,19 @@ def _check_npy_header(path: Path, where: str) -> None:
     import numpy as np
 
     fmt = np.lib.format
-    with open(path, "rb") as f:
+    fd, _st = open_regular(str(path))
+    with open(fd, "rb") as f:
         try:
             version = fmt.read_magic(f)
             if version == (1, 0):
                 shape, _fortran, dtype = fmt.read_array_header_1_0(f)
-            elif version == (2, 0):
+            elif version in ((2, 0), (3, 0)):
+                # 3.0 differs from 2.0 only in the header's text encoding (utf-8 field
+                # names): read as latin-1 its shape and item size are the same
                 shape, _fortran, dtype = fmt.read_array_header_2_0(f)
             else:
-                return  # format 3.0 (utf-8 field names): numpy's own checks only
-        except (ValueError, OSError, EOFError, TypeError) as exc:
+                raise ValueError(f"unknown .npy format version {version}")
+        except (ValueError, OSError, EOFError, TypeError, SyntaxError) as exc:
             raise DecodeError(f"{where} is not a loadable .npy file: {exc}") from exc
         available = os.fstat(f.fileno()).st_size - f.tell()
     count = 1
@@ -217,46 +222,18 @@ def encode_pkl(obj: Any) -> bytes:
     return pickle.dumps(obj, protocol=PICKLE_PROTOCOL)
 
 
-_SAFE_GLOBALS: dict[str, frozenset[str]] = {
-    "builtins": frozenset(
-        {"range", "complex", "set", "frozenset", "slice", "bytearray", "list", "dict", "tuple"}
-    ),
-    "collections": frozenset({"OrderedDict"}),
-    # protocol 0-2 pickles spell bytes as _codecs.encode(str, "latin1")
-    "_codecs": frozenset({"encode"}),
-    "numpy": frozenset({"ndarray", "dtype"}),
-    "numpy.core.multiarray": frozenset({"_reconstruct", "scalar"}),
-    "numpy._core.multiarray": frozenset({"_reconstruct", "scalar"}),
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        allowed = _SAFE_GLOBALS.get(module)
-        # A dotted name walks attributes from the module (protocol 4): only plain names.
-        is_dtype_class = module == "numpy.dtypes" and name.endswith("DType") and "." not in name
-        if (allowed is None or name not in allowed) and not is_dtype_class:
-            raise UnsafePickleError(
-                f"refusing to unpickle {module}.{name}: only containers, scalars and numpy "
-                "arrays load by default. Pass trusted=True if you trust whoever wrote "
-                "this object (unpickling can run arbitrary code)."
-            )
-        if module == "numpy.core.multiarray":
-            # numpy-1 pickles; numpy 2 keeps the functions in numpy._core (and warns on
-            # every import of numpy.core), so resolve them there when it exists.
-            import numpy
-
-            if hasattr(numpy, "_core"):
-                module = "numpy._core.multiarray"
-        return super().find_class(module, name)
-
-
 def decode_pkl(data: bytes, where: str, *, trusted: bool = False) -> Any:
-    """Unpickle ``data``; restricted to a safe allow-list unless ``trusted``."""
+    """Unpickle ``data``: with ``trusted``, by :func:`pickle.loads` (it can run any code);
+    otherwise by the safe decoder of :mod:`kachery_flows._safe_pickle`, which builds only
+    containers, scalars and plain numpy arrays and refuses anything else with
+    :class:`UnsafePickleError`. A malformed stream is a :class:`DecodeError`.
+
+    Stored objects reach this through :func:`kachery_flows._results.unpickle`, which
+    decides ``trusted``; nothing else in the package unpickles."""
     try:
         if trusted:
             return pickle.loads(data)
-        return _RestrictedUnpickler(io.BytesIO(data)).load()
+        return safe_loads(data)
     except UnsafePickleError:
         raise
     except Exception as exc:

@@ -146,7 +146,8 @@ class ZonePermissionError(ZoneError, PermissionError):
 
 
 class UnsafePickleError(KacheryError):
-    """A pickle refers to a global outside the safe allow-list.
+    """A pickle the safe decoder will not build (a global or shape outside its
+    allow-list), or one the store's trust rule does not let it unpickle.
 
     Pass ``trusted=True`` only for bytes you (or someone you trust) wrote.
     """

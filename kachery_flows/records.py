@@ -30,11 +30,13 @@ trust.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import math
 import os
+import re
 import time
 import weakref
 from collections.abc import Iterator, Sequence
@@ -48,10 +50,13 @@ from . import codecs
 from ._atomic import create_marker, make_dirs, staged_writer
 from ._lock import FileLock
 from ._results import MISS, StoredResult, load_result, result_exists, scan_refs
+from ._safeopen import READ_FLAGS, read_fd, read_regular
 from .errors import (
+    DecodeError,
     KacheryError,
     ObjectNotFoundError,
     StoreWriteError,
+    UnsafePickleError,
     ZoneError,
     ZonePermissionError,
     ZoneUnavailableError,
@@ -59,7 +64,7 @@ from .errors import (
 from .store import Store
 from .tokens import token_from_encoding
 from .uri import Ref, is_sha1_hex, parse_uri
-from .zones.base import Zone
+from .zones.base import MAX_REF_BYTES, Zone
 from .zones.local import LocalZone
 
 __all__ = [
@@ -81,6 +86,12 @@ RECORD_SCHEMA = "kachery-flows-record-1"
 #: First word of a ref-map entry.
 ENTRY_TAG = "kfm1"
 _CODECS = frozenset({"npy", "json", "pkl", "bytes"})
+_ENTRY = re.compile(
+    rb"kfm1 ([0-9a-f]{40}) ([0-9a-f]{40}) (npy|json|pkl|bytes) (0|[1-9][0-9]{0,17}) "
+    rb"(-|(?:[0-9a-f]{2}){1,64})[ \t\r\n]*".decode("ascii"),
+    re.ASCII,
+)
+_ENTRY_MAX = 512
 _TOUCH_INTERVAL = 300.0
 _RECORD_MAX_BYTES = 1 << 20
 _log = logging.getLogger("kachery_flows.memoize")
@@ -103,19 +114,17 @@ class CacheEntry:
 
     @classmethod
     def decode(cls, text: str) -> CacheEntry | None:
-        """Parse ref-map text; None if it is not a valid entry (treated as a miss)."""
-        parts = text.split()
-        if len(parts) != 6 or parts[0] != ENTRY_TAG:
+        """Parse ref-map text; None if it is not a valid entry (treated as a miss).
+
+        The grammar is strict ASCII (``str.split`` and ``str.isdigit`` would accept other
+        whitespace and digits), sizes fit a file (< 2**63) and tokens are short: an
+        entry is a hint that others may write, so anything else is a miss, never an
+        error."""
+        match = _ENTRY.fullmatch(text) if len(text) <= _ENTRY_MAX else None
+        if match is None:
             return None
-        _, record, result, codec, size, token = parts
-        if not (is_sha1_hex(record) and is_sha1_hex(result)) or codec not in _CODECS:
-            return None
-        if not size.isdigit():
-            return None
-        try:
-            array_token = None if token == "-" else bytes.fromhex(token)
-        except ValueError:
-            return None
+        record, result, codec, size, token = match.groups()
+        array_token = None if token == "-" else bytes.fromhex(token)
         return cls(record, result, codec, int(size), array_token)
 
     @property
@@ -143,14 +152,27 @@ class _DirRefMap:
         self._prefix = f"{base}/"
 
     def get(self, name: str) -> str | None:
+        """The text of ref ``name``; None if it is absent, a symlink, a directory, a FIFO
+        (opened without blocking, so it never hangs) or larger than ``MAX_REF_BYTES``."""
         try:
-            fd = os.open(self._prefix + name, _O_RDONLY)
-        except FileNotFoundError:
+            fd = os.open(self._prefix + name, READ_FLAGS)
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return None
+            raise
         try:
-            return os.read(fd, 4096).decode("utf-8", "replace")
+            data = os.read(fd, 4096)
+            if len(data) == 4096:
+                data += read_fd(fd, MAX_REF_BYTES + 1 - 4096)
+        except (IsADirectoryError, BlockingIOError):
+            return None
         finally:
             os.close(fd)
+        if len(data) > MAX_REF_BYTES:
+            return None
+        return data.decode("utf-8", "replace")
 
     def set(self, name: str, value: str | None) -> None:
         path = self.base / name
@@ -167,9 +189,6 @@ class _DirRefMap:
         for entry in entries:
             if entry.is_file(follow_symlinks=False):
                 yield f"{prefix}/{entry.name}"
-
-
-_O_RDONLY = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 
 def _write_small(store: Store, path: Path, data: bytes, *, fsync: bool) -> None:
@@ -201,8 +220,11 @@ class RefMap:
         refs = zone is not None and zone.supports_refs
         #: The writable zone holding the map, or None when the map is local.
         self.zone: Zone | None = zone if refs and zone is not None and zone.writable else None
+        # A read-only zone's entries are read after the local ones, unless its refs may
+        # not decide hits (a plain-http mirror without opt-in, see Zone.memo_refs).
         self._fallback_zone: Zone | None = (
-            zone if refs and zone is not None and not zone.writable else None
+            zone if refs and zone is not None and not zone.writable and zone.memo_refs
+            else None
         )
         #: The local map (None when the map is the zone's).
         self.local: _DirRefMap | None = (
@@ -338,9 +360,17 @@ class ActionCache:
         if not self.trusts(entry):
             self._log_distrust(entry)
             return MISS
-        return load_result(
-            self.store, self._root, entry.result, entry.codec, entry.size, entry.array_token
-        )
+        try:
+            return load_result(
+                self.store, self._root, entry.result, entry.codec, entry.size,
+                entry.array_token,
+            )
+        except (DecodeError, UnsafePickleError) as exc:
+            # Intact bytes that no longer decode (a class changed, a planted entry with
+            # the wrong codec): recompute; the object stays where it is.
+            _log.info("memoized result sha1://%s does not load (%s); recomputing",
+                      entry.result, exc)
+            return MISS
 
     def present(self, entry: CacheEntry) -> bool:
         """Whether the entry's result object exists (not loaded)."""
@@ -395,7 +425,7 @@ class ActionCache:
                 try:
                     last_used = item.stat().st_mtime
                     info = json.loads(path.read_bytes())
-                except (OSError, ValueError):
+                except (OSError, ValueError, RecursionError):
                     continue
                 function = info.get("function") if isinstance(info, dict) else None
                 text = info.get("entry") if isinstance(info, dict) else None
@@ -423,11 +453,9 @@ def read_record_object(store: Store, sha1: str) -> dict[str, Any] | None:
     would otherwise misdirect garbage collection.
     """
     try:
-        path = Path(store.load_file(Ref(sha1)))
-        if path.stat().st_size > _RECORD_MAX_BYTES:
-            return None
-        data = path.read_bytes()
-        if hashlib.sha1(data).hexdigest() != sha1:
+        path = store.load_file(Ref(sha1))
+        data = read_regular(path, _RECORD_MAX_BYTES)
+        if len(data) > _RECORD_MAX_BYTES or hashlib.sha1(data).hexdigest() != sha1:
             return None
         record = codecs.decode_json(data, f"sha1://{sha1}")
     except (KacheryError, OSError):

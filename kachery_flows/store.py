@@ -488,9 +488,13 @@ class Store:
         return codecs.load_npy_file(path, ref.uri, mmap_mode)
 
     def load_pkl(self, uri: str | Ref, *, trusted: bool = False, verify: bool = False) -> Any:
-        """Load a pickle. Restricted to safe types unless ``trusted=True``."""
+        """Load a pickle. Restricted to safe types unless ``trusted=True`` (see
+        :func:`kachery_flows._results.unpickle`, through which every pickle passes)."""
+        from ._results import unpickle
+
         ref = parse_uri(uri)
-        return codecs.decode_pkl(self.load_bytes(ref, verify=verify), ref.uri, trusted=trusted)
+        data = self.load_bytes(ref, verify=verify)
+        return unpickle(self, ref.sha1, data, ref.uri, trusted=trusted)
 
     def load(self, uri: str | Ref, codec: str = "bytes", **kwargs: Any) -> Any:
         """Load with a named codec: ``bytes``, ``text``, ``json``, ``npy`` or ``pkl``."""

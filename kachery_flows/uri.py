@@ -27,13 +27,22 @@ from .errors import InvalidURIError
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["Ref", "format_uri", "is_sha1_hex", "parse_uri"]
+__all__ = ["Ref", "format_uri", "is_sha1_hex", "parse_uri", "redact_url"]
 
 _HEX40 = re.compile(r"[0-9a-f]{40}")
 _MAX_URI_LENGTH = 8192
 _CODECS = ("bytes", "text", "json", "npy", "pkl")
 _CODEC_BY_SUFFIX = {".txt": "text", ".json": "json", ".npy": "npy", ".pkl": "pkl"}
 _MAX_ZONE_LENGTH = 100  # the kachery network rejects longer zone names
+
+
+_USERINFO = re.compile(r"(?<=://)[^/?#@\s]*@")
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the ``user:password@`` part of every URL in it removed, for zone
+    names, reprs, logs and messages (``s3://KEY:SECRET@bucket`` -> ``s3://bucket``)."""
+    return _USERINFO.sub("", text)
 
 
 def is_sha1_hex(value: str) -> bool:

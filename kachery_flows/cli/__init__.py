@@ -23,6 +23,7 @@ from ..errors import (
     StoreWriteError,
     ZoneError,
 )
+from ._escape import echo
 
 __all__ = ["EXIT_CODES", "main"]
 
@@ -84,10 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except KacheryError as exc:
-        print(f"kachery-flows: error: {exc}", file=sys.stderr)
+        echo(f"kachery-flows: error: {exc}", file=sys.stderr)
         return _exit_code(exc)
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        print(f"kachery-flows: error: {exc}", file=sys.stderr)
+        echo(f"kachery-flows: error: {exc}", file=sys.stderr)
         return EXIT_CODES["error"]
     except BrokenPipeError:
         return EXIT_CODES["ok"]

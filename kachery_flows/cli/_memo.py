@@ -6,14 +6,15 @@ import argparse
 from typing import Any
 
 from . import EXIT_CODES, print_json
+from ._escape import echo
 
 
 def _print_record(record: dict[str, Any], indent: str = "") -> None:
-    print(f"{indent}function: {record.get('function')}")
+    echo(f"{indent}function: {record.get('function')}")
     version = record.get("version")
-    print(f"{indent}version: {version}" if version is not None else f"{indent}version: -")
-    print(f"{indent}code: {record.get('code')}")
-    print(f"{indent}inputs:")
+    echo(f"{indent}version: {version}" if version is not None else f"{indent}version: -")
+    echo(f"{indent}code: {record.get('code')}")
+    echo(f"{indent}inputs:")
     for name, item in (record.get("inputs") or {}).items():
         detail = []
         for field in ("ref", "value", "dtype", "shape"):
@@ -21,14 +22,14 @@ def _print_record(record: dict[str, Any], indent: str = "") -> None:
                 detail.append(f"{field}={item[field]!r}" if field == "value" else
                               f"{field}={item[field]}")
         detail.append(f"token={item.get('token')}")
-        print(f"{indent}  {name}: {item.get('type')} " + " ".join(detail))
+        echo(f"{indent}  {name}: {item.get('type')} " + " ".join(detail))
     result = record.get("result") or {}
-    print(f"{indent}result: {result.get('uri')} ({result.get('codec')}, "
+    echo(f"{indent}result: {result.get('uri')} ({result.get('codec')}, "
           f"{result.get('size')} bytes, {result.get('type')})")
-    print(f"{indent}duration: {record.get('duration')} s")
-    print(f"{indent}host: {record.get('host')}")
-    print(f"{indent}created: {record.get('created')}")
-    print(f"{indent}kachery-flows: {record.get('kachery_flows_version')}, "
+    echo(f"{indent}duration: {record.get('duration')} s")
+    echo(f"{indent}host: {record.get('host')}")
+    echo(f"{indent}created: {record.get('created')}")
+    echo(f"{indent}kachery-flows: {record.get('kachery_flows_version')}, "
           f"python {record.get('python')}")
 
 
@@ -36,21 +37,21 @@ def print_description(info: dict[str, Any]) -> None:
     """Print what :func:`kachery_flows.records.describe` returned, for people."""
     record = info.get("record")
     if info.get("kind") == "memo":
-        print(f"key: {info['key']}")
-        print(f"record: {info['record_uri']}")
+        echo(f"key: {info['key']}")
+        echo(f"record: {info['record_uri']}")
         present = "present" if info["result_present"] else "MISSING (next call recomputes)"
-        print(f"result: {info['result_uri']} ({present})")
+        echo(f"result: {info['result_uri']} ({present})")
         if record is not None:
             _print_record(record, "  ")
         return
     for key, value in info.items():
         if key not in ("record", "produced_by"):
-            print(f"{key}: {value}")
+            echo(f"{key}: {value}")
     if record is not None:
-        print("record:")
+        echo("record:")
         _print_record(record, "  ")
     for key in info.get("produced_by", []):
-        print(f"produced by memo key: {key}")
+        echo(f"produced by memo key: {key}")
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
@@ -68,12 +69,12 @@ def cmd_gc(args: argparse.Namespace) -> int:
         return EXIT_CODES["ok"]
     verb = "would delete" if report.dry_run else "deleted"
     for key in report.expired_records:
-        print(f"expired record: {key}")
+        echo(f"expired record: {key}")
     for sha1 in report.deleted_objects:
-        print(f"{verb}: sha1://{sha1}")
+        echo(f"{verb}: sha1://{sha1}")
     for path in report.removed_temp_files + report.removed_lock_files:
-        print(f"{verb}: {path}")
-    print(
+        echo(f"{verb}: {path}")
+    echo(
         f"{report.live_records} live record(s); {verb} {len(report.deleted_objects)} "
         f"cache object(s), {report.deleted_bytes} bytes; "
         f"{len(report.removed_temp_files)} temp file(s); "
@@ -81,13 +82,13 @@ def cmd_gc(args: argparse.Namespace) -> int:
         f"{len(report.kept_recent)} unreachable object(s) younger than the grace period kept"
     )
     if report.unreadable_records:
-        print(
+        echo(
             f"kept every cache object: the records of {len(report.unreadable_records)} live "
             "key(s) cannot be read, so what they reach is unknown; `kachery-flows info KEY` "
             "shows them, and clearing those keys lets gc collect again:"
         )
         for key in report.unreadable_records:
-            print(f"  {key}")
+            echo(f"  {key}")
     return EXIT_CODES["ok"]
 
 

@@ -12,8 +12,9 @@ from typing import Any
 from .._progress import PROGRESS_THRESHOLD, ProgressMeter
 from ..config import load_settings
 from ..store import Store, get_default_store
-from ..uri import parse_uri
+from ..uri import parse_uri, redact_url
 from . import EXIT_CODES, print_json
+from ._escape import echo
 
 
 def _store(args: argparse.Namespace) -> Store:
@@ -40,7 +41,7 @@ def cmd_store(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"uri": ref.uri, "sha1": ref.sha1, "size": path.stat().st_size})
     else:
-        print(ref.uri)
+        echo(ref.uri)
     return EXIT_CODES["ok"]
 
 
@@ -50,7 +51,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"uri": parse_uri(args.uri).uri, "path": result})
     else:
-        print(result)
+        echo(result)
     return EXIT_CODES["ok"]
 
 
@@ -92,15 +93,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report.to_dict())
     else:
-        print(f"checked {report.checked} objects ({report.bytes_checked} bytes) in {store.root}")
+        echo(f"checked {report.checked} objects ({report.bytes_checked} bytes) in {store.root}")
         for sha1 in report.corrupt:
-            print(f"CORRUPT sha1://{sha1}")
+            echo(f"CORRUPT sha1://{sha1}")
         for path in report.quarantined:
-            print(f"quarantined -> {path}")
+            echo(f"quarantined -> {path}")
         for path in report.temp_files:
             state = "removed" if path in report.removed_temp_files else "found"
-            print(f"orphan temp file ({state}): {path}")
-        print("OK" if report.ok else f"{len(report.corrupt)} corrupt object(s)")
+            echo(f"orphan temp file ({state}): {path}")
+        echo("OK" if report.ok else f"{len(report.corrupt)} corrupt object(s)")
     return EXIT_CODES["ok"] if report.ok else EXIT_CODES["corrupt"]
 
 
@@ -112,7 +113,7 @@ def cmd_ls_cache(args: argparse.Namespace) -> int:
         if args.json:
             rows.append({"sha1": sha1, "size": size})
         else:
-            print(f"sha1://{sha1}\t{size}")
+            echo(f"sha1://{sha1}\t{size}")
     if args.json:
         print_json(rows)
     return EXIT_CODES["ok"]
@@ -124,7 +125,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     view = {
         "root": str(store.root),
         "KACHERY_CLOUD_DIR": os.environ.get("KACHERY_CLOUD_DIR"),
-        "KACHERY_ZONE": settings.zone,
+        "KACHERY_ZONE": redact_url(settings.zone) if settings.zone else settings.zone,
         "zones_file": str(settings.zones_file),
         "zone": store.zone.name if store.zone is not None else None,
         "zone_type": type(store.zone).__name__ if store.zone is not None else None,
@@ -136,7 +137,7 @@ def cmd_config(args: argparse.Namespace) -> int:
         print_json(view)
     else:
         for key, value in view.items():
-            print(f"{key}: {value}")
+            echo(f"{key}: {value}")
     return EXIT_CODES["ok"]
 
 

@@ -12,6 +12,7 @@ from ..errors import ZoneError, ZonePermissionError
 from ..store import Store
 from ..uri import parse_uri
 from . import EXIT_CODES, print_json
+from ._escape import echo
 
 
 def _zone_store(args: argparse.Namespace) -> Store:
@@ -62,7 +63,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         meter.close()
         rows.append({"uri": ref.uri, "sha1": ref.sha1, "size": size, "zone": zone.name})
         if not args.json:
-            print(ref.uri)
+            echo(ref.uri)
     if args.json:
         print_json(rows)
     return EXIT_CODES["ok"]
@@ -78,7 +79,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
         meter.close()
         rows.append({"uri": ref.uri, "sha1": ref.sha1, "path": path})
         if not args.json:
-            print(path)
+            echo(path)
     if args.json:
         print_json(rows)
     return EXIT_CODES["ok"]
@@ -92,7 +93,7 @@ def cmd_ls_zone(args: argparse.Namespace) -> int:
         print_json([{"uri": f"sha1://{h}", "sha1": h} for h in hashes])
     else:
         for h in hashes:
-            print(f"sha1://{h}")
+            echo(f"sha1://{h}")
     return EXIT_CODES["ok"]
 
 

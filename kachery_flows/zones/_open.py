@@ -15,7 +15,8 @@ Names are looked up in ``$KACHERY_CLOUD_DIR/zones.json``::
 
 Only these keys are accepted (anything else is an error, so a typo is not silently
 ignored); no key can name code to import. ``"trust_pickles": true`` (any kind of zone) lets
-memo hits unpickle results that others wrote to the zone (see ``SECURITY.md``).
+memo hits unpickle results that others wrote to the zone (see ``SECURITY.md``);
+``"plain_http_refs": true`` lets a plain ``http://`` mirror's memo entries decide hits.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ import dataclasses
 import json
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from .._retry import RetryPolicy
+from .._safeopen import NotRegularFileError, open_regular, read_fd
 from ..config import Settings, load_settings
 from ..errors import ZoneError
+from ..uri import redact_url
 from .base import Zone
 
 __all__ = ["load_zones_file", "open_zone"]
@@ -39,9 +43,10 @@ _NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 _COMMON_KEYS = {"url", "read_only", "retry", "trust_pickles"}
 _KIND_KEYS = {
     "local": {"group_shared", "fsync"},
-    "http": {"headers", "timeout", "allowed_redirect_hosts", "min_speed"},
+    "http": {"headers", "timeout", "allowed_redirect_hosts", "min_speed", "plain_http_refs"},
     "fsspec": {"storage_options", "endpoint_url", "profile", "region", "anon"},
 }
+_MAX_CONFIG_BYTES = 1 << 20
 _RETRY_KEYS = {"total_seconds", "max_attempts", "initial_delay", "max_delay"}
 
 
@@ -53,11 +58,11 @@ def _kind(url: str) -> str:
     if re.match(r"[A-Za-z][A-Za-z0-9+.\-]*://", url):
         if not url.split("://", 1)[1].strip("/"):
             raise ZoneError(
-                f"zone URL {url!r} names no bucket or path; expected e.g. s3://bucket/prefix"
+                f"zone URL {redact_url(url)!r} names no bucket or path; expected e.g. s3://bucket/prefix"
             )
         return "fsspec"
     raise ZoneError(
-        f"not a zone URL: {url!r}; expected file:///path, an absolute path, s3://bucket/"
+        f"not a zone URL: {redact_url(url)!r}; expected file:///path, an absolute path, s3://bucket/"
         "prefix (or another fsspec URL) or http(s)://host/path"
     )
 
@@ -67,9 +72,12 @@ def _local_path(url: str) -> Path:
         return Path(url).expanduser()
     parts = urlsplit(url)
     if parts.netloc not in ("", "localhost"):
-        raise ZoneError(f"file URL {url!r} names host {parts.netloc!r}; use file:///path")
+        raise ZoneError(
+            f"file URL {redact_url(url)!r} names host {parts.hostname!r}; "
+            "use file:///path"
+        )
     if parts.query or parts.fragment:
-        raise ZoneError(f"file URL {url!r} must not have a query or fragment")
+        raise ZoneError(f"file URL {redact_url(url)!r} must not have a query or fragment")
     return Path(unquote(parts.path))
 
 
@@ -140,6 +148,7 @@ def _make_zone_of_kind(
             retry=retry,
             allowed_redirect_hosts=list(config.get("allowed_redirect_hosts") or ()),
             min_speed=(float(min_speed[0]), float(min_speed[1])),
+            plain_http_refs=config.get("plain_http_refs", False) is True,
         )
     from .fsspec import FsspecZone, s3_storage_options
 
@@ -153,21 +162,41 @@ def load_zones_file(path: Path) -> dict[str, dict[str, Any]]:
     """Read and check a ``zones.json`` file: ``{name: {"url": ..., options...}}``.
 
     A missing file is an empty configuration. A file owned by another user (other than
-    root) is refused: it decides where this user's objects and action-cache records go.
+    root), writable by anyone, or not a regular file (a symlink, FIFO, ...; checked on the
+    opened descriptor, so nothing can be swapped in between) is refused: it decides where
+    this user's objects and action-cache records go.
     """
     try:
-        st = path.stat()
+        fd, st = open_regular(str(path))
     except FileNotFoundError:
         return {}
-    getuid = getattr(os, "getuid", None)
-    if getuid is not None and st.st_uid not in (getuid(), 0):
+    except NotRegularFileError as exc:
         raise ZoneError(
-            f"refusing to read {path}: it is owned by uid {st.st_uid}, not by you; "
-            "zone configuration must be your own (copy it to your store root)"
-        )
+            f"refusing to read {path}: it is {exc.strerror}; zone configuration must be a "
+            "regular file you own (not a link to one)"
+        ) from None
+    except OSError as exc:
+        raise ZoneError(f"cannot read zone config {path}: {exc}") from exc
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        getuid = getattr(os, "getuid", None)
+        if getuid is not None and st.st_uid not in (getuid(), 0):
+            raise ZoneError(
+                f"refusing to read {path}: it is owned by uid {st.st_uid}, not by you; "
+                "zone configuration must be your own (copy it to your store root)"
+            )
+        if st.st_mode & stat.S_IWOTH:
+            raise ZoneError(
+                f"refusing to read {path}: anyone can write it (mode {st.st_mode & 0o777:o}); "
+                "chmod o-w it"
+            )
+        raw = read_fd(fd, _MAX_CONFIG_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(raw) > _MAX_CONFIG_BYTES:
+        raise ZoneError(f"zone config {path} is larger than {_MAX_CONFIG_BYTES} bytes")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ZoneError(f"cannot read zone config {path}: {exc}") from exc
     if not isinstance(data, dict):
         raise ZoneError(f"zone config {path} must be a JSON object of name -> zone")

@@ -108,6 +108,10 @@ class Zone(ABC):
     #: Memo hits may unpickle results that others wrote to this zone (``"trust_pickles"``
     #: in ``zones.json``). Off by default: only results this store pickled are unpickled.
     trust_pickles: bool = False
+    #: Refs read from this zone may decide memo hits. A plain ``http://`` mirror sets it
+    #: False unless opted in (``"plain_http_refs": true``): anyone on the network path can
+    #: answer for it, and refs, unlike objects, carry no hash to check.
+    memo_refs: bool = True
 
     @abstractmethod
     def has(self, sha1: str) -> bool:

@@ -32,7 +32,7 @@ from ..errors import (
     ZoneUnavailableError,
 )
 from ..hashing import sha1_of_file
-from ..uri import is_sha1_hex
+from ..uri import is_sha1_hex, redact_url
 from .base import MAX_REF_BYTES, Progress, Zone, decode_ref, object_key, ref_key
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ class FsspecZone(Zone):
             import fsspec
         except ImportError as exc:  # pragma: no cover - fsspec comes with the s3 extra
             raise ZoneError(
-                f"cannot open zone {url}: fsspec is not installed "
+                f"cannot open zone {redact_url(url)}: fsspec is not installed "
                 "(pip install 'kachery-flows[s3]')"
             ) from exc
         self._args = (url, dict(storage_options or {}), read_only, retry)
@@ -137,16 +137,16 @@ class FsspecZone(Zone):
             fs, root = fsspec.core.url_to_fs(url, **options)
         except ImportError as exc:
             extra = " (pip install 'kachery-flows[s3]')" if protocol.startswith("s3") else ""
-            raise ZoneError(f"cannot open zone {url}: {exc}{extra}") from exc
+            raise ZoneError(redact_url(f"cannot open zone {url}: {exc}{extra}")) from None
         except (ValueError, TypeError) as exc:
-            raise ZoneError(f"cannot open zone {url}: {exc}") from exc
+            raise ZoneError(redact_url(f"cannot open zone {url}: {exc}")) from None
         if protocol in ("s3", "s3a"):
             fs.retries = 1  # s3fs's own retry loop; ours is in charge
         self.fs: AbstractFileSystem = fs
         self._atomic_upload = protocol in _ATOMIC_UPLOAD_PROTOCOLS
         self._in_memory = protocol == "memory"
         self.root = root.rstrip("/")
-        self.name = url.rstrip("/")
+        self.name = redact_url(url.rstrip("/"))
         self.writable = not read_only
         self.retry = retry if retry is not None else RetryPolicy.from_settings()
 

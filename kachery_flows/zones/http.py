@@ -31,6 +31,7 @@ import urllib3
 
 from .._retry import RetryPolicy, transport_reason
 from ..errors import ObjectNotFoundError, ZoneError, ZonePermissionError, ZoneUnavailableError
+from ..uri import redact_url
 from ._sessions import ThreadSessions
 from .base import MAX_REF_BYTES, Progress, Zone, decode_ref, object_key, ref_key
 
@@ -85,10 +86,7 @@ class _SpeedCheck:
 
 def _public(url: str) -> str:
     """``url`` without the ``user:password@`` part, for messages."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return redact_url(url)
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -116,6 +114,11 @@ class HttpZone(ThreadSessions, Zone):
     min_speed:
         ``(bytes_per_second, seconds)``: a download that receives less than this over any
         span of that many seconds is abandoned (and retried like a timeout).
+    plain_http_refs:
+        Let memo entries (refs) read from a plain ``http://`` zone decide memo hits. Off by
+        default: anyone on the network path can answer for such a zone, and while objects
+        are verified by hash, a ref is not (see ``SECURITY.md``). ``https://`` zones'
+        refs are always read.
     """
 
     writable = False
@@ -130,12 +133,14 @@ class HttpZone(ThreadSessions, Zone):
         retry: RetryPolicy | None = None,
         allowed_redirect_hosts: Collection[str] = (),
         min_speed: tuple[float, float] = (1024.0, 60.0),
+        plain_http_refs: bool = False,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ZoneError(f"not an http(s) zone URL: {base_url!r}")
+            raise ZoneError(f"not an http(s) zone URL: {_public(base_url)!r}")
         if parts.query or parts.fragment:
-            raise ZoneError(f"zone URL {base_url!r} must not have a query or fragment")
+            raise ZoneError(f"zone URL {_public(base_url)!r} must not have a query or fragment")
+        self.memo_refs = parts.scheme == "https" or plain_http_refs
         self.base_url = base_url.rstrip("/")
         netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
         self.name = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))

@@ -44,7 +44,8 @@ from ..errors import (
     ZoneUnavailableError,
 )
 from ..hashing import sha1_of_file
-from ..uri import Ref
+from ..uri import Ref, redact_url
+from ._bounded import MAX_ANSWER_BYTES, json_capped, read_capped
 from ._kachery_gateway import LegacyGateway, find_file_envelope, load_client_keys, signing_available
 from ._sessions import ThreadSessions
 from .base import Progress, Zone
@@ -119,13 +120,18 @@ class _UrlRefused(Exception):
 
 
 def _error_message(resp: requests.Response) -> str:
+    """The service's explanation of a failure: at most 64 KiB of the body is read."""
     try:
-        data = resp.json()
-    except ValueError:
+        body = read_capped(resp, 64 << 10)
+    except (ZoneError, requests.RequestException, OSError):
+        return "(unreadable body)"
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
         data = None
     if isinstance(data, dict) and isinstance(data.get("error"), str):
         return str(data["error"])[:500]
-    return resp.text[:500].strip() or "(empty body)"
+    return body[:500].decode("utf-8", "replace").strip() or "(empty body)"
 
 
 def _signed_url(data: dict[str, Any], key: str, what: str) -> str:
@@ -198,7 +204,7 @@ class KacheryNetworkZone(ThreadSessions, Zone):
             )
         )
         self.timeout = timeout
-        self.name = f"kachery:{zone_name} ({self.base_url})"
+        self.name = f"kachery:{zone_name} ({redact_url(self.base_url)})"
         self._init_sessions()
 
     @classmethod
@@ -263,7 +269,8 @@ class KacheryNetworkZone(ThreadSessions, Zone):
         headers = {"Content-Type": "application/json"} if signed else self._headers()
         try:
             resp = self._session().post(
-                url, data=json.dumps(body).encode(), headers=headers, timeout=self.timeout
+                url, data=json.dumps(body).encode(), headers=headers, timeout=self.timeout,
+                stream=True,
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
             raise ZoneUnavailableError(f"{what}: {transport_reason(exc)}") from exc
@@ -273,11 +280,15 @@ class KacheryNetworkZone(ThreadSessions, Zone):
             if resp.status_code != 200:
                 raise self._http_failure(what, resp)
             try:
-                data = resp.json()
-            except ValueError:
-                data = None
+                data = json_capped(resp)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise ZoneUnavailableError(f"{what}: {transport_reason(exc)}") from exc
+            except requests.RequestException as exc:
+                raise ZoneError(f"{what}: {exc}") from exc
         if not isinstance(data, dict):
-            raise ZoneError(f"{what}: the answer is not a JSON object")
+            raise ZoneError(
+                f"{what}: the answer is not a JSON object of at most {MAX_ANSWER_BYTES} bytes"
+            )
         return data
 
     def _api(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -518,7 +529,8 @@ class KacheryNetworkZone(ThreadSessions, Zone):
         with open(src, "rb") as f:
             try:
                 resp = self._session().put(
-                    url, data=f, headers={"Content-Length": str(size)}, timeout=self.timeout
+                    url, data=f, headers={"Content-Length": str(size)}, timeout=self.timeout,
+                    stream=True,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise ZoneUnavailableError(f"{what}: {transport_reason(exc)}") from exc

@@ -12,17 +12,21 @@ the writer's umask, so the members of one UNIX group can all add objects.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
 from .._atomic import holds, make_dirs, publish, staged_writer
+from .._safeopen import NotRegularFileError, open_under, read_fd
 from ..errors import (
     CorruptObjectError,
     ObjectNotFoundError,
     StoreWriteError,
+    ZoneError,
     ZonePermissionError,
 )
 from ..hashing import sha1_of_file
@@ -49,6 +53,47 @@ def _copy(src: Path, dest: Path, progress: Progress | None) -> None:
         while chunk := f.read(_BLOCK):
             out.write(chunk)
             progress(len(chunk))
+
+
+def _sparse(st: os.stat_result) -> bool:
+    """More than 1 MiB of ``st``'s size is holes (no blocks allocated)."""
+    blocks = getattr(st, "st_blocks", None)
+    return blocks is not None and blocks * 512 + (1 << 20) < st.st_size
+
+
+def _hash_fd(fd: int) -> str:
+    h = hashlib.sha1()
+    while chunk := os.read(fd, _BLOCK):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def _copy_fd(fd: int, size: int, dest: Path, progress: Progress | None) -> None:
+    """Copy at most ``size + 1`` bytes from the open regular file ``fd`` to ``dest`` (one
+    byte more than the file had when it was opened proves a growing file wrong)."""
+    with open(dest, "wb") as out:
+        remaining = size + 1
+        kernel = progress is None and hasattr(os, "sendfile")
+        while remaining > 0:
+            if kernel:
+                try:
+                    sent = os.sendfile(out.fileno(), fd, None, min(remaining, 1 << 30))
+                except OSError as exc:
+                    if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                        raise
+                    kernel = False
+                    continue
+                if sent == 0:
+                    break
+                remaining -= sent
+                continue
+            chunk = os.read(fd, min(remaining, _BLOCK))
+            if not chunk:
+                break
+            out.write(chunk)
+            remaining -= len(chunk)
+            if progress is not None:
+                progress(len(chunk))
 
 
 class LocalZone(Zone):
@@ -98,17 +143,44 @@ class LocalZone(Zone):
         ) from exc
 
     def has(self, sha1: str) -> bool:
-        return self._path(sha1).is_file()
+        try:
+            return stat.S_ISREG(os.lstat(self._path(sha1)).st_mode)
+        except OSError:
+            return False
 
     def get(self, sha1: str, dest: Path, progress: Progress | None = None) -> None:
+        """Copy the object, which must be a regular file reached without following any
+        symlink below the zone root (see :mod:`kachery_flows._safeopen`)."""
         try:
-            _copy(self._path(sha1), dest, progress)
-        except FileNotFoundError:
+            fd, st = open_under(str(self.root), object_key(sha1))
+        except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFoundError(
                 f"sha1://{sha1} is not in zone {self.name}", uri=f"sha1://{sha1}"
             ) from None
         except PermissionError as exc:
             self._denied(exc, f"reading sha1://{sha1}")
+        except NotRegularFileError as exc:
+            raise ZoneError(
+                f"zone {self.name}: sha1://{sha1} is {exc.strerror}; refusing to read it "
+                "(a zone holds regular files only)"
+            ) from None
+        try:
+            if _sparse(st):
+                # A sparse file costs the zone's writer no disk, but a copy would fill
+                # ours: it is hashed in place first, and copied only if it is the object.
+                actual = _hash_fd(fd)
+                if actual != sha1:
+                    raise CorruptObjectError(
+                        f"zone {self.name}: sha1://{sha1} is a sparse file of {st.st_size} "
+                        "bytes whose bytes do not match its name; nothing was copied",
+                        uri=f"sha1://{sha1}", actual_sha1=actual,
+                    )
+                os.lseek(fd, 0, os.SEEK_SET)
+            _copy_fd(fd, st.st_size, dest, progress)
+        except PermissionError as exc:  # a copy cannot tell which side refused
+            self._denied(exc, f"reading sha1://{sha1}")
+        finally:
+            os.close(fd)
 
     def put(self, src: Path, sha1: str, progress: Progress | None = None) -> None:
         self._require_writable(f"store sha1://{sha1}")
@@ -157,14 +229,19 @@ class LocalZone(Zone):
         return self.root / ref_key(name)
 
     def get_ref(self, name: str) -> str | None:
-        path = self._ref_path(name)
+        key = ref_key(name)
         try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_REF_BYTES + 1)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            fd, st = open_under(str(self.root), key)
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except PermissionError as exc:
             self._denied(exc, f"reading ref {name!r}")
+        except NotRegularFileError as exc:
+            raise ZoneError(f"zone {self.name}: ref {name!r} is {exc.strerror}") from None
+        try:
+            data = read_fd(fd, min(MAX_REF_BYTES, st.st_size) + 1)
+        finally:
+            os.close(fd)
         return decode_ref(data, self.name, name)
 
     def set_ref(self, name: str, value: str | None) -> None:

@@ -14,27 +14,14 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from rel_helpers import Forker
+from summary_table import Figures, session_figures, write_table
 
 from kachery_flows.testing.fixtures import fast_retry as fast_retry
 from kachery_flows.testing.fixtures import http_directory_server as http_directory_server
-
-
-@dataclass
-class Figures:
-    """Rows of (area, what, value), in the order the tests recorded them."""
-
-    rows: list[tuple[str, str, str]] = field(default_factory=list)
-
-    def add(self, area: str, what: str, value: object) -> None:
-        """Record one figure."""
-        self.rows.append((area, what, str(value)))
-        print(f"[{area}] {what}: {value}")
-
 
 _FIGURES = pytest.StashKey[Figures]()
 
@@ -42,24 +29,16 @@ _FIGURES = pytest.StashKey[Figures]()
 @pytest.fixture(scope="session")
 def figures(pytestconfig: pytest.Config) -> Figures:
     """The session's figure table."""
-    if _FIGURES not in pytestconfig.stash:
-        pytestconfig.stash[_FIGURES] = Figures()
-    return pytestconfig.stash[_FIGURES]
+    return session_figures(pytestconfig, _FIGURES)
 
 
 def pytest_terminal_summary(
     terminalreporter: pytest.TerminalReporter, config: pytest.Config
 ) -> None:
     table = config.stash.get(_FIGURES, None)
-    if table is None or not table.rows:
-        return
-    header = ("area", "what", "value")
-    widths = [max(len(r[i]) for r in [header, *table.rows]) for i in range(3)]
-    terminalreporter.write_sep("=", "reliability figures")
-    for cells in (header, tuple("-" * w for w in widths), *table.rows):
-        terminalreporter.write_line(
-            " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-        )
+    if table is not None:
+        write_table(terminalreporter, "reliability figures", ("area", "what", "value"),
+                    table.rows)
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 :func:`recording` collects, while it is active, the paths of audit events (``open``,
 ``os.listdir``, ``os.scandir``, ``os.mkdir``, ``os.rename``, ``os.remove``, ...; see
 :pep:`578`) plus ``os.stat``/``os.lstat`` calls (which raise no audit event), and the
-events that mean code is being loaded or run (``exec``, ``compile``, ``import``,
+events that mean code is being loaded or run (``os.open`` with ``dir_fd`` is spied on so
+its relative path is recorded in full) (``exec``, ``compile``, ``import``,
 ``os.system``, ``subprocess.Popen``, ``os.exec``, ``os.posix_spawn``, ``os.fork``).
 
 An audit hook cannot be removed, so one is installed for the session and does nothing
@@ -49,6 +50,7 @@ class Recording:
 
 
 _active: Recording | None = None
+_dir_fd_base: str | None = None  # the directory of an os.open(..., dir_fd=) in progress
 _owner: int | None = None
 _installed = False
 _guard = threading.Lock()
@@ -71,6 +73,8 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
     if event in PATH_EVENTS and args:
         path = _path(args[PATH_EVENTS[event]])
         if path is not None:
+            if _dir_fd_base is not None and not os.path.isabs(path):
+                path = os.path.join(_dir_fd_base, path)  # os.open(..., dir_fd=)
             recording.paths.append(os.path.abspath(path))
     elif event in CODE_EVENTS:
         recording.code.append((event, repr(args)[:200]))
@@ -88,6 +92,23 @@ def _spy(real: Any) -> Any:
     return stat
 
 
+def _spy_open(real: Any) -> Any:
+    """``os.open`` that tells the audit hook which directory a ``dir_fd`` names (the
+    audit event carries only the relative path)."""
+
+    def open_(path: Any, flags: int, mode: int = 0o777, *, dir_fd: int | None = None) -> int:
+        global _dir_fd_base
+        if dir_fd is None:
+            return int(real(path, flags, mode))
+        _dir_fd_base = os.readlink(f"/proc/self/fd/{dir_fd}")
+        try:
+            return int(real(path, flags, mode, dir_fd=dir_fd))
+        finally:
+            _dir_fd_base = None
+
+    return open_
+
+
 @contextmanager
 def recording() -> Iterator[Recording]:
     """Record this thread's accesses while the block runs."""
@@ -96,17 +117,18 @@ def recording() -> Iterator[Recording]:
         if not _installed:
             sys.addaudithook(_hook)
             _installed = True
-    real_stat, real_lstat = os.stat, os.lstat
+    real_stat, real_lstat, real_open = os.stat, os.lstat, os.open
     result = Recording()
     # No garbage collection meanwhile: finalizers of unrelated objects would be recorded.
     collecting = gc.isenabled()
     gc.disable()
     os.stat, os.lstat = _spy(real_stat), _spy(real_lstat)  # type: ignore[assignment]
+    os.open = _spy_open(real_open)
     _active, _owner = result, threading.get_ident()
     try:
         yield result
     finally:
         _active, _owner = None, None
-        os.stat, os.lstat = real_stat, real_lstat  # type: ignore[assignment]
+        os.stat, os.lstat, os.open = real_stat, real_lstat, real_open  # type: ignore[assignment]
         if collecting:
             gc.enable()

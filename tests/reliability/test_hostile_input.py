@@ -40,7 +40,8 @@ from kachery_flows import (
     parse_uri,
 )
 from kachery_flows._retry import RetryPolicy
-from kachery_flows.codecs import _SAFE_GLOBALS, decode_json, decode_pkl
+from kachery_flows._safe_pickle import ALLOWED_GLOBALS
+from kachery_flows.codecs import decode_json, decode_pkl
 from kachery_flows.testing import DirectoryHTTPServer
 from kachery_flows.zones import HttpZone, LocalZone, object_key
 
@@ -325,8 +326,7 @@ def _allowed_lookups_only(rec: Recording) -> None:
     for event, args in rec.code:
         if event == "pickle.find_class":
             module, name = ast.literal_eval(args)
-            dtype = module == "numpy.dtypes" and name.endswith("DType") and "." not in name
-            assert name in _SAFE_GLOBALS.get(module, ()) or dtype, (module, name)
+            assert (module, name) in ALLOWED_GLOBALS, (module, name)
 
 
 _OPCODES = st.sampled_from([
