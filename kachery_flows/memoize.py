@@ -109,18 +109,31 @@ class _CachedBase(Generic[P, R]):
         code: str | None = None,
         closure: str | None = None,
     ) -> None:
-        from ._funcid import ArgBinder, closure_fingerprint, code_fingerprint, function_identity
+        from ._funcid import (
+            ArgBinder,
+            call_shape,
+            closure_fingerprint,
+            code_fingerprint,
+            function_identity,
+            may_rename,
+        )
 
         if version is not None and not isinstance(version, str):
             raise TypeError(f"version must be a str, not {type(version).__name__}")
         if isinstance(ignore, str):
             ignore = (ignore,)
+        shape = call_shape(func)
+        target = shape.target
+        self._target = target
+        self._pre_args = shape.pre_args
+        self._pre_kwargs = shape.pre_kwargs
+        self._pre = bool(shape.pre_args or shape.pre_kwargs)
         functools.update_wrapper(cast(Any, self), func)
         #: ``module.qualname`` of the function.
-        self.identity = identity if identity is not None else function_identity(func)
+        self.identity = identity if identity is not None else function_identity(target)
         if code is None:
             try:
-                code = code_fingerprint(func)
+                code = code_fingerprint(target)
             except TypeError:
                 if version is None:
                     raise
@@ -128,28 +141,43 @@ class _CachedBase(Generic[P, R]):
         #: Fingerprint of the function's normalized source (or bytecode).
         self.code = code
         if closure is None and identity is None:
-            closure = closure_fingerprint(func, strict=version is None)
+            closure = closure_fingerprint(target, strict=version is None)
         #: Fingerprint of the values captured from enclosing scopes (None: nothing captured).
         self.closure = closure
         self.version = version
         self.ignore = tuple(ignore)
         self.return_ref = return_ref
         self.store = store
-        self._binder: ArgBinder = ArgBinder(func, self.ignore)
+        self._binder: ArgBinder = ArgBinder(target, self.ignore)
         self._names = self._binder.key_names
         self._frames = tuple((n, _frame(n.encode())) for n in self._names)
-        tag = f"version:{version}" if version is not None else code
-        if closure is not None:
-            tag += f"|closure:{closure}"
+        self._code_obj = getattr(target, "__code__", None)
+        self._set_prefix()
+        name = getattr(target, "__name__", "")
+        self._stem = name if name.isidentifier() else "result"
+        # Let plain pickle find a function decorated with @ through its wrapper; a function
+        # that is reachable under its own name (not ours) is left untouched.
+        if may_rename(func):
+            func.__qualname__ = f"{func.__qualname__}.__wrapped__"
+
+    def _set_prefix(self) -> None:
+        tag = f"version:{self.version}" if self.version is not None else self.code
+        if self.closure is not None:
+            tag += f"|closure:{self.closure}"
         self._prefix = (
             MEMO_SCHEMA.encode() + _frame(self.identity.encode()) + _frame(tag.encode())
         )
-        name = getattr(func, "__name__", "")
-        self._stem = name if name.isidentifier() else "result"
-        # Let plain pickle find the undecorated function (multiprocessing, by reference).
-        qualname = getattr(func, "__qualname__", None)
-        if isinstance(qualname, str) and not qualname.endswith(".__wrapped__"):
-            func.__qualname__ = f"{qualname}.__wrapped__"
+
+    def _code_replaced(self) -> None:
+        """The function's ``__code__`` was replaced after decoration: fingerprint it again
+        (as joblib does, the new code computes anew instead of returning stale results)."""
+        from ._funcid import closure_fingerprint, code_fingerprint
+
+        target = self._target
+        self._code_obj = target.__code__
+        self.code = code_fingerprint(target)
+        self.closure = closure_fingerprint(target, strict=self.version is None)
+        self._set_prefix()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.identity}>"
@@ -175,10 +203,20 @@ class _CachedBase(Generic[P, R]):
         return (_restore, (type(self), self.__wrapped__, self._state()))
 
     def __dask_tokenize__(self) -> tuple[str, ...]:
+        # a bound method or partial: calls bind these first, so tasks must not alias
+        bound = self._bound_token() if self._pre else ""
         return (
             MEMO_SCHEMA, self.identity, self.code, repr(self.closure), repr(self.version),
-            repr(self.ignore),
+            repr(self.ignore), bound,
         )
+
+    def _bound_token(self) -> str:
+        from .tokens import canonical_encoding
+
+        try:
+            return canonical_encoding((self._pre_args, self._pre_kwargs)).hex()
+        except TypeError:
+            return f"{id(self)}-{id(self._pre_args)}"
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
@@ -189,6 +227,12 @@ class _CachedBase(Generic[P, R]):
     def _key_material(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[str, dict[str, Any], list[bytes]]:
+        code = self._code_obj
+        if code is not None and self._target.__code__ is not code:
+            self._code_replaced()
+        if self._pre:
+            args = self._pre_args + args
+            kwargs = {**self._pre_kwargs, **kwargs}
         values = self._binder.bind(args, kwargs)
         h = hashlib.sha1(self._prefix)
         encodings = []
@@ -341,9 +385,10 @@ class AsyncCachedFunction(_CachedBase[P, R]):
     def __init__(self, func: Callable[..., Any], **options: Any) -> None:
         super().__init__(func, **options)
         # inspect.iscoroutinefunction() accepts "function-like" objects by these attributes.
-        self.__code__ = func.__code__
-        self.__defaults__ = func.__defaults__
-        self.__kwdefaults__ = func.__kwdefaults__
+        target = self._target
+        self.__code__ = target.__code__
+        self.__defaults__ = getattr(target, "__defaults__", None)
+        self.__kwdefaults__ = getattr(target, "__kwdefaults__", None)
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         result: R = await self._run(args, kwargs, self.return_ref)
