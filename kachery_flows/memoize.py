@@ -49,8 +49,10 @@ from typing import (
     overload,
 )
 
+from . import codecs
+from ._inline import inline_candidate
 from ._results import MISS, store_result
-from .records import ActionCache, CacheEntry, action_cache, build_record
+from .records import INLINE_ENTRY_MAX, ActionCache, CacheEntry, action_cache, build_record
 from .store import Store, get_default_store
 from .tokens import argument_encoding
 from .uri import Ref
@@ -263,7 +265,10 @@ class _CachedBase(Generic[P, R]):
         """The provenance record of this call, or None if it is not cached."""
         cache = self._cache()
         entry = cache.get(self.key(*args, **kwargs))
-        return cache.read_record(entry) if entry is not None else None
+        if entry is None:
+            return None
+        cache.materialize(entry, self._stem + _SUFFIX[entry.codec])  # its URIs must work
+        return cache.read_record(entry)
 
     def clear(self, *args: P.args, **kwargs: P.kwargs) -> int:
         """Forget this call's entry, or with no arguments every entry of this function
@@ -289,6 +294,7 @@ class _CachedBase(Generic[P, R]):
         if want_ref:
             if not cache.present(entry):
                 return MISS
+            cache.materialize(entry, self._stem + _SUFFIX[entry.codec])
             value: Any = self._ref_of(entry)
         else:
             value = cache.load(entry)
@@ -308,7 +314,9 @@ class _CachedBase(Generic[P, R]):
         started: float,
         want_ref: bool,
     ) -> Any:
-        stored = store_result(cache.store, value, self._stem)
+        store = cache.store
+        inline = inline_candidate(store.zone is not None, value, self._stem)
+        stored = inline[0] if inline is not None else store_result(store, value, self._stem)
         if stored.ref.codec == "pkl":
             cache.trust(stored.ref.sha1)
         record = build_record(
@@ -325,13 +333,27 @@ class _CachedBase(Generic[P, R]):
             duration=duration,
             created=started,
         )
-        record_ref = cache.write_record(record)
-        entry = CacheEntry(
-            record_ref.sha1, stored.ref.sha1, stored.ref.codec or "pkl", stored.size,
-            stored.array_token,
-        )
+        codec = stored.ref.codec or "pkl"
+        entry: CacheEntry | None = None
+        if inline is not None:
+            data = codecs.encode_json(record)
+            entry = CacheEntry(
+                hashlib.sha1(data).hexdigest(), stored.ref.sha1, codec, stored.size, None,
+                data, inline[1],
+            )
+            if len(entry.encode()) > INLINE_ENTRY_MAX:
+                entry = None
+                store_result(store, value, self._stem)  # too big together: ordinary objects
+        if entry is None:
+            record_ref = cache.write_record(record)
+            entry = CacheEntry(
+                record_ref.sha1, stored.ref.sha1, codec, stored.size, stored.array_token
+            )
         cache.put(key, self.identity, entry)
-        return stored.ref if want_ref else value
+        if want_ref:
+            cache.materialize(entry, stored.ref.label)
+            return stored.ref
+        return value
 
 
 class CachedFunction(_CachedBase[P, R]):

@@ -30,6 +30,7 @@ trust.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -46,7 +47,8 @@ from typing import Any
 
 from . import codecs
 from ._atomic import create_marker, make_dirs, staged_writer
-from ._lock import FileLock
+from ._inline import inline_record, inline_value
+from ._lock import FileLock, RangeLock, range_locks_supported
 from ._results import MISS, StoredResult, load_result, result_exists, scan_refs
 from .errors import (
     KacheryError,
@@ -64,6 +66,7 @@ from .zones.local import LocalZone
 
 __all__ = [
     "ENTRY_TAG",
+    "INLINE_TAG",
     "RECORD_SCHEMA",
     "ActionCache",
     "CacheEntry",
@@ -80,6 +83,10 @@ __all__ = [
 RECORD_SCHEMA = "kachery-flows-record-1"
 #: First word of a ref-map entry.
 ENTRY_TAG = "kfm1"
+#: First word of an entry that carries its record and result bytes inline.
+INLINE_TAG = "kfm2"
+#: Entries longer than this are never written inline (a local ref is read in one 4 KiB read).
+INLINE_ENTRY_MAX = 4000
 _CODECS = frozenset({"npy", "json", "pkl", "bytes"})
 _TOUCH_INTERVAL = 300.0
 _RECORD_MAX_BYTES = 1 << 20
@@ -95,16 +102,27 @@ class CacheEntry:
     codec: str
     size: int
     array_token: bytes | None = None
+    #: The record's bytes, when the entry carries them (``kfm2``; see :mod:`._inline`).
+    record_data: bytes | None = None
+    #: The result's bytes, when the entry carries them (``json``, ``bytes``, ``pkl``).
+    result_data: bytes | None = None
 
     def encode(self) -> str:
         """The ref-map text of this entry."""
         token = self.array_token.hex() if self.array_token is not None else "-"
+        if self.record_data is not None and self.result_data is not None:
+            return (
+                f"{INLINE_TAG} {self.record} {self.result} {self.codec} {self.size} {token} "
+                f"{_b64(self.record_data)} {_b64(self.result_data)}"
+            )
         return f"{ENTRY_TAG} {self.record} {self.result} {self.codec} {self.size} {token}"
 
     @classmethod
     def decode(cls, text: str) -> CacheEntry | None:
         """Parse ref-map text; None if it is not a valid entry (treated as a miss)."""
         parts = text.split()
+        if len(parts) == 8 and parts[0] == INLINE_TAG:
+            return _decode_inline(cls.decode(" ".join([ENTRY_TAG, *parts[1:6]])), parts[6:])
         if len(parts) != 6 or parts[0] != ENTRY_TAG:
             return None
         _, record, result, codec, size, token = parts
@@ -122,6 +140,27 @@ class CacheEntry:
     def result_ref(self) -> Ref:
         """The result as a :class:`Ref` with its codec."""
         return Ref(self.result, codec=self.codec)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _decode_inline(entry: CacheEntry | None, fields: list[str]) -> CacheEntry | None:
+    """An inline entry whose bytes hash to the record and result it names, else None."""
+    if entry is None or entry.codec == "npy":
+        return None
+    try:
+        record, result = (base64.b64decode(f, validate=True) for f in fields)
+    except ValueError:
+        return None
+    if (
+        len(result) != entry.size
+        or hashlib.sha1(result).hexdigest() != entry.result
+        or hashlib.sha1(record).hexdigest() != entry.record
+    ):
+        return None
+    return CacheEntry(entry.record, entry.result, entry.codec, entry.size, None, record, result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,10 +286,15 @@ class ActionCache:
         zone = store.zone
         self.refs = RefMap(store)
         self.index_dir = internal / "memo" / "keys"
-        if isinstance(zone, LocalZone) and zone.writable:
+        shared_locks = isinstance(zone, LocalZone) and zone.writable
+        if isinstance(zone, LocalZone) and shared_locks:
             self.lock_dir = zone.root / ".kachery-flows" / "locks"
         else:
             self.lock_dir = internal / "locks"
+        #: The byte-range lock table of this host's locks (None: lock files).
+        self.lock_table: Path | None = (
+            internal / "lock-table" if not shared_locks and range_locks_supported() else None
+        )
         self._touched: dict[str, float] = {}
         self._root = str(store.root)
         #: Markers of the pickled results this store wrote (see the module docs).
@@ -285,8 +329,11 @@ class ActionCache:
         self._touched.pop(key, None)
         return existed
 
-    def lock(self, key: str) -> FileLock:
-        """The compute lock of ``key`` (in the shared directory when the zone is one)."""
+    def lock(self, key: str) -> FileLock | RangeLock:
+        """The compute lock of ``key``: a lock file in the shared directory when the zone
+        is one, else a byte-range lock in this store's lock table (see :mod:`._lock`)."""
+        if self.lock_table is not None:
+            return RangeLock(self.lock_table, key, group_shared=self.store.group_shared)
         return FileLock(self.lock_dir / f"{key}.lock", group_shared=self.store.group_shared)
 
     # ----------------------------------------------------------------- trust
@@ -338,12 +385,16 @@ class ActionCache:
         if not self.trusts(entry):
             self._log_distrust(entry)
             return MISS
+        if entry.result_data is not None:
+            return inline_value(entry.codec, entry.result_data)
         return load_result(
             self.store, self._root, entry.result, entry.codec, entry.size, entry.array_token
         )
 
     def present(self, entry: CacheEntry) -> bool:
-        """Whether the entry's result object exists (not loaded)."""
+        """Whether the entry's result object exists (not loaded), or is inline."""
+        if entry.result_data is not None:
+            return True
         return result_exists(self.store, self._root, entry.result, entry.size)
 
     def write_record(self, record: dict[str, Any]) -> Ref:
@@ -351,8 +402,20 @@ class ActionCache:
         data = codecs.encode_json(record)
         return self.store._put_cache_object(lambda w: w.write(data), "json")
 
+    def materialize(self, entry: CacheEntry, label: str | None = None) -> None:
+        """Write an inline entry's result and record as ordinary (marked) objects, so their
+        URIs work everywhere; nothing to do for other entries (see :mod:`._inline`)."""
+        record, result = entry.record_data, entry.result_data
+        if record is None or result is None:
+            return
+        put = self.store._put_cache_object
+        put(lambda w: w.write(result), entry.codec, label)
+        put(lambda w: w.write(record), "json")
+
     def read_record(self, entry: CacheEntry) -> dict[str, Any] | None:
         """The record of an entry, or None if it cannot be read."""
+        if entry.record_data is not None:
+            return inline_record(entry.record_data)
         return read_record_object(self.store, entry.record)
 
     # ----------------------------------------------------------------- index
@@ -556,6 +619,7 @@ def describe(store: Store, text: str) -> dict[str, Any]:
     if is_sha1_hex(text):
         entry = cache.get(text)
         if entry is not None:
+            cache.materialize(entry)  # the URIs shown must work
             return {
                 "kind": "memo",
                 "key": text,
