@@ -9,8 +9,11 @@ value from the entry (its bytes are checked against the SHA-1 the entry names).
 
 The objects are **materialized** (written to ``sha1/aa/bb/cc/<hash>`` and marked as cache
 objects, exactly as a non-inline miss writes them) as soon as their URIs can leave the
-cache: ``.ref()`` and ``return_ref=True`` calls, ``.record()``, and ``kachery-flows info``;
-from then on ``load_*(uri)``, kachery-cloud readers and zones see ordinary objects.
+cache: ``.ref()``, ``.record()`` and ``kachery-flows info``; the entry then becomes an
+ordinary one naming them, and stays ordinary when it is recomputed (a damaged object is
+repaired). From then on ``load_*(uri)``, kachery-cloud readers and zones see ordinary
+objects. Calls that return a Ref (``return_ref=True``), results that name other objects
+(Refs inside) and stores with a zone never inline.
 Garbage collection reads the record from the entry, so an inline entry keeps what its
 record reaches alive, and its objects, once written, too.
 """
@@ -40,7 +43,9 @@ def inline_candidate(
     if encoded is None:
         return None
     codec, data = encoded
-    return inline_result(value, codec, data, stem), data
+    stored = inline_result(value, codec, data, stem)
+    # A result naming other objects is a pointer people follow: an ordinary object.
+    return (stored, data) if not stored.refs else None
 
 
 def inline_value(codec: str, data: bytes) -> Any:

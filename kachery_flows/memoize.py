@@ -52,7 +52,14 @@ from typing import (
 from . import codecs
 from ._inline import inline_candidate
 from ._results import MISS, store_result
-from .records import INLINE_ENTRY_MAX, ActionCache, CacheEntry, action_cache, build_record
+from .records import (
+    INLINE_ENTRY_MAX,
+    ActionCache,
+    CacheEntry,
+    action_cache,
+    b64,
+    build_record,
+)
 from .store import Store, get_default_store
 from .tokens import argument_encoding
 from .uri import Ref
@@ -264,10 +271,11 @@ class _CachedBase(Generic[P, R]):
     def record(self, *args: P.args, **kwargs: P.kwargs) -> dict[str, Any] | None:
         """The provenance record of this call, or None if it is not cached."""
         cache = self._cache()
-        entry = cache.get(self.key(*args, **kwargs))
+        key = self.key(*args, **kwargs)
+        entry = cache.get(key)
         if entry is None:
             return None
-        cache.materialize(entry, self._stem + _SUFFIX[entry.codec])  # its URIs must work
+        cache.materialize(key, entry, self._stem + _SUFFIX[entry.codec])  # its URIs must work
         return cache.read_record(entry)
 
     def clear(self, *args: P.args, **kwargs: P.kwargs) -> int:
@@ -294,7 +302,7 @@ class _CachedBase(Generic[P, R]):
         if want_ref:
             if not cache.present(entry):
                 return MISS
-            cache.materialize(entry, self._stem + _SUFFIX[entry.codec])
+            entry = cache.materialize(key, entry, self._stem + _SUFFIX[entry.codec])
             value: Any = self._ref_of(entry)
         else:
             value = cache.load(entry)
@@ -315,7 +323,11 @@ class _CachedBase(Generic[P, R]):
         want_ref: bool,
     ) -> Any:
         store = cache.store
-        inline = inline_candidate(store.zone is not None, value, self._stem)
+        inline = None
+        if not want_ref:
+            previous = cache.get(key)  # an ordinary entry (its objects damaged) stays one
+            if previous is None or previous.result_data is not None:
+                inline = inline_candidate(store.zone is not None, value, self._stem)
         stored = inline[0] if inline is not None else store_result(store, value, self._stem)
         if stored.ref.codec == "pkl":
             cache.trust(stored.ref.sha1)
@@ -339,7 +351,7 @@ class _CachedBase(Generic[P, R]):
             data = codecs.encode_json(record)
             entry = CacheEntry(
                 hashlib.sha1(data).hexdigest(), stored.ref.sha1, codec, stored.size, None,
-                data, inline[1],
+                b64(data), inline[1],
             )
             if len(entry.encode()) > INLINE_ENTRY_MAX:
                 entry = None
@@ -350,10 +362,7 @@ class _CachedBase(Generic[P, R]):
                 record_ref.sha1, stored.ref.sha1, codec, stored.size, stored.array_token
             )
         cache.put(key, self.identity, entry)
-        if want_ref:
-            cache.materialize(entry, stored.ref.label)
-            return stored.ref
-        return value
+        return stored.ref if want_ref else value
 
 
 class CachedFunction(_CachedBase[P, R]):

@@ -74,7 +74,9 @@ __all__ = [
     "RefMap",
     "action_cache",
     "build_record",
+    "b64",
     "describe",
+    "inline_record_bytes",
     "reached_by",
     "read_record_object",
 ]
@@ -102,18 +104,19 @@ class CacheEntry:
     codec: str
     size: int
     array_token: bytes | None = None
-    #: The record's bytes, when the entry carries them (``kfm2``; see :mod:`._inline`).
-    record_data: bytes | None = None
+    #: The record's bytes in base64, when the entry carries them (``kfm2``; see
+    #: :mod:`._inline`).
+    record_b64: str | None = None
     #: The result's bytes, when the entry carries them (``json``, ``bytes``, ``pkl``).
     result_data: bytes | None = None
 
     def encode(self) -> str:
         """The ref-map text of this entry."""
         token = self.array_token.hex() if self.array_token is not None else "-"
-        if self.record_data is not None and self.result_data is not None:
+        if self.record_b64 is not None and self.result_data is not None:
             return (
                 f"{INLINE_TAG} {self.record} {self.result} {self.codec} {self.size} {token} "
-                f"{_b64(self.record_data)} {_b64(self.result_data)}"
+                f"{self.record_b64} {b64(self.result_data)}"
             )
         return f"{ENTRY_TAG} {self.record} {self.result} {self.codec} {self.size} {token}"
 
@@ -142,25 +145,35 @@ class CacheEntry:
         return Ref(self.result, codec=self.codec)
 
 
-def _b64(data: bytes) -> str:
+def b64(data: bytes) -> str:
+    """Base64 text of ``data`` (the encoding of inline bytes in an entry)."""
     return base64.b64encode(data).decode("ascii")
 
 
 def _decode_inline(entry: CacheEntry | None, fields: list[str]) -> CacheEntry | None:
-    """An inline entry whose bytes hash to the record and result it names, else None."""
+    """An inline entry whose result and record bytes hash to what it names, else None."""
     if entry is None or entry.codec == "npy":
         return None
+    record, result_b64 = fields
     try:
-        record, result = (base64.b64decode(f, validate=True) for f in fields)
+        result = base64.b64decode(result_b64, validate=True)
     except ValueError:
         return None
-    if (
-        len(result) != entry.size
-        or hashlib.sha1(result).hexdigest() != entry.result
-        or hashlib.sha1(record).hexdigest() != entry.record
-    ):
+    if len(result) != entry.size or hashlib.sha1(result).hexdigest() != entry.result:
         return None
-    return CacheEntry(entry.record, entry.result, entry.codec, entry.size, None, record, result)
+    inline = CacheEntry(entry.record, entry.result, entry.codec, entry.size, None, record, result)
+    return inline if inline_record_bytes(inline) is not None else None
+
+
+def inline_record_bytes(entry: CacheEntry) -> bytes | None:
+    """The record bytes an inline entry carries, if they hash to its record; else None."""
+    if entry.record_b64 is None:
+        return None
+    try:
+        data = base64.b64decode(entry.record_b64, validate=True)
+    except ValueError:
+        return None
+    return data if hashlib.sha1(data).hexdigest() == entry.record else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,20 +415,27 @@ class ActionCache:
         data = codecs.encode_json(record)
         return self.store._put_cache_object(lambda w: w.write(data), "json")
 
-    def materialize(self, entry: CacheEntry, label: str | None = None) -> None:
+    def materialize(self, key: str, entry: CacheEntry, label: str | None = None) -> CacheEntry:
         """Write an inline entry's result and record as ordinary (marked) objects, so their
-        URIs work everywhere; nothing to do for other entries (see :mod:`._inline`)."""
-        record, result = entry.record_data, entry.result_data
+        URIs work everywhere, and make the entry an ordinary one naming them (from then on
+        the objects are the truth, and a damaged one is recomputed and repaired); other
+        entries are returned as they are (see :mod:`._inline`)."""
+        result = entry.result_data
+        record = inline_record_bytes(entry)
         if record is None or result is None:
-            return
+            return entry
         put = self.store._put_cache_object
         put(lambda w: w.write(result), entry.codec, label)
         put(lambda w: w.write(record), "json")
+        plain = CacheEntry(entry.record, entry.result, entry.codec, entry.size)
+        self._set(key, plain)
+        return plain
 
     def read_record(self, entry: CacheEntry) -> dict[str, Any] | None:
         """The record of an entry, or None if it cannot be read."""
-        if entry.record_data is not None:
-            return inline_record(entry.record_data)
+        if entry.record_b64 is not None:
+            data = inline_record_bytes(entry)
+            return inline_record(data) if data is not None else None
         return read_record_object(self.store, entry.record)
 
     # ----------------------------------------------------------------- index
@@ -619,7 +639,7 @@ def describe(store: Store, text: str) -> dict[str, Any]:
     if is_sha1_hex(text):
         entry = cache.get(text)
         if entry is not None:
-            cache.materialize(entry)  # the URIs shown must work
+            entry = cache.materialize(text, entry)  # the URIs shown must work
             return {
                 "kind": "memo",
                 "key": text,
