@@ -8,8 +8,16 @@ blocks of the mean time per call. All stores live in one temp dir on the same di
 the unit "one small durable write" (create a 300-byte file, write, fsync, close, on that
 disk) is measured in the same run, interleaved too.
 
+The same small function is then run as Prefect tasks (``@kachery_task`` against
+Prefect's own persistence, ``persist_result=True`` with ``INPUTS + TASK_SOURCE``, and an
+uncached task, on one ``prefect_test_harness`` server) and as Dask tasks (``@kachery_cached``
+against the bare function, ``client.submit`` on a 2-worker LocalCluster, one future at a
+time so each figure is the per-task round trip): misses, then hits in a new flow run or
+with new futures.
+
     python benchmarks/bench_small_calls.py                 # 1000 calls, blocks of 50
     python benchmarks/bench_small_calls.py --calls 4000
+    python benchmarks/bench_small_calls.py --tasks 0       # skip Prefect and Dask
 """
 
 from __future__ import annotations
@@ -64,6 +72,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000, help="distinct calls (default 1000)")
     parser.add_argument("--block", type=int, default=50, help="calls per block (default 50)")
     parser.add_argument("--hit-repeats", type=int, default=3, help="hit passes (default 3)")
+    parser.add_argument("--tasks", type=int, default=40,
+                        help="Prefect and Dask tasks per contender (default 40; 0: skip)")
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-small-", dir=os.environ.get("TMPDIR")))
@@ -108,7 +118,98 @@ def main() -> None:
          f"{fmt_seconds(unit)}; fsync-on miss = joblib miss + "
          f"{(med_miss['k1'] - j_miss) / unit:.2f} units")
     note(f"bare function call: {fmt_seconds(_bare())}")
+    if args.tasks:
+        _prefect(scratch, args.tasks)
+        _dask(scratch, args.tasks)
     shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _timed_rounds(
+    cases: dict[str, Callable[[int], object]], first: int, n: int
+) -> dict[str, float]:
+    """Median seconds per call of each case over ``n`` interleaved rounds (inputs
+    ``first .. first + n - 1``)."""
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for r in range(first, first + n):
+        for name, fn in cases.items():
+            t0 = time.perf_counter()
+            fn(r)
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def _prefect(scratch: Path, n: int) -> None:
+    """kachery_task against Prefect's default persistence, small results."""
+    os.environ.update(
+        PREFECT_HOME=str(scratch / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_LOGGING_LEVEL="WARNING", PREFECT_LOGGING_TO_API_ENABLED="false",
+    )
+    os.environ.pop("PREFECT_API_URL", None)
+    from prefect import flow, task
+    from prefect.cache_policies import INPUTS, TASK_SOURCE
+    from prefect.settings import (
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_RESULTS_LOCAL_STORAGE_PATH,
+        temporary_settings,
+    )
+    from prefect.testing.utilities import prefect_test_harness
+
+    from kachery_flows.prefect import kachery_task
+
+    tasks = {
+        "prefect, no persistence": task(small),
+        "prefect default persistence": task(
+            persist_result=True, cache_policy=INPUTS + TASK_SOURCE)(small),
+        "kachery_task": kachery_task(small),
+    }
+
+    @flow
+    def sweep(first: int, count: int) -> dict[str, float]:
+        return _timed_rounds({k: (lambda i, t=t: t(i)) for k, t in tasks.items()}, first, count)
+
+    with prefect_test_harness(server_startup_timeout=60), temporary_settings(
+        {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+         PREFECT_RESULTS_LOCAL_STORAGE_PATH: scratch / "prefect-results"}
+    ):
+        sweep(-3, 2)
+        sweep(-3, 2)
+        miss, hit = sweep(0, n), sweep(0, n)
+    base = "prefect, no persistence"
+    print_comparison(f"Prefect tasks returning a small dict ({n} tasks, medians)", [
+        {"what": "miss: task run that persists a new result", "ours": miss["kachery_task"],
+         "anchor": miss["prefect default persistence"],
+         "anchor_name": "Prefect INPUTS+TASK_SOURCE", "target": "-"},
+        {"what": "hit: cached result, new flow run", "ours": hit["kachery_task"],
+         "anchor": hit["prefect default persistence"],
+         "anchor_name": "Prefect INPUTS+TASK_SOURCE", "target": "-"},
+        {"what": "uncached task run (the floor)", "ours": miss["kachery_task"],
+         "anchor": miss[base], "anchor_name": base, "target": "-"},
+    ])
+
+
+def _dask(scratch: Path, n: int) -> None:
+    """@kachery_cached on Dask workers against the bare function, small results."""
+    from distributed import Client, LocalCluster
+
+    from kachery_flows import kachery_cached
+
+    cached = kachery_cached(small)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        client.run(os.environ.__setitem__, "KACHERY_CLOUD_DIR", str(scratch / "dask-kachery"))
+
+        def submit(fn: Callable[[int], object]) -> Callable[[int], object]:
+            return lambda i: client.submit(fn, i, pure=False).result()
+
+        cases = {"bare": submit(small), "cached": submit(cached)}
+        _timed_rounds(cases, -5, 3)
+        miss, hit = _timed_rounds(cases, 0, n), _timed_rounds(cases, 0, n)
+    print_comparison(f"Dask tasks returning a small dict ({n} tasks, one at a time, medians)", [
+        {"what": "@kachery_cached miss (compute + store on the worker)", "ours": miss["cached"],
+         "anchor": miss["bare"], "anchor_name": "bare function task", "target": "-"},
+        {"what": "@kachery_cached hit", "ours": hit["cached"], "anchor": hit["bare"],
+         "anchor_name": "bare function task", "target": "-"},
+    ])
 
 
 def _bare() -> float:

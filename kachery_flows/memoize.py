@@ -52,6 +52,7 @@ from typing import (
 from . import codecs
 from ._inline import inline_candidate
 from ._results import MISS, store_result
+from .errors import UnhashableArgumentError
 from .records import (
     INLINE_ENTRY_MAX,
     ActionCache,
@@ -61,7 +62,7 @@ from .records import (
     build_record,
 )
 from .store import Store, get_default_store
-from .tokens import argument_encoding
+from .tokens import argument_encoding, canonical_encoding
 from .uri import Ref
 
 if TYPE_CHECKING:
@@ -243,13 +244,16 @@ class _CachedBase(Generic[P, R]):
             args = self._pre_args + args
             kwargs = {**self._pre_kwargs, **kwargs}
         values = self._binder.bind(args, kwargs)
+        try:
+            encodings = [canonical_encoding(values[name]) for name in self._names]
+        except UnhashableArgumentError:
+            for name in self._names:  # raise again, naming the argument
+                argument_encoding(values[name], "argument", name, self.identity)
+            raise
         h = hashlib.sha1(self._prefix)
-        encodings = []
-        for name, frame in self._frames:
-            encoding = argument_encoding(values[name], "argument", name, self.identity)
+        for (_, frame), encoding in zip(self._frames, encodings, strict=True):
             h.update(frame)
             h.update(encoding)
-            encodings.append(encoding)
         return h.hexdigest(), values, encodings
 
     def key(self, *args: P.args, **kwargs: P.kwargs) -> str:
