@@ -333,8 +333,6 @@ class _CachedBase(Generic[P, R]):
             if previous is None or previous.result_data is not None:
                 inline = inline_candidate(store.zone is not None, value, self._stem)
         stored = inline[0] if inline is not None else store_result(store, value, self._stem)
-        if stored.ref.codec == "pkl":
-            cache.trust(stored.ref.sha1)
         record = build_record(
             key=key,
             function=self.identity,
@@ -360,7 +358,11 @@ class _CachedBase(Generic[P, R]):
             if len(entry.encode()) > INLINE_ENTRY_MAX:
                 entry = None
                 store_result(store, value, self._stem)  # too big together: ordinary objects
+            elif codec == "pkl":
+                cache.trust_inline(stored.ref.sha1)
         if entry is None:
+            if codec == "pkl":
+                cache.trust(stored.ref.sha1)
             record_ref = cache.write_record(record)
             entry = CacheEntry(
                 record_ref.sha1, stored.ref.sha1, codec, stored.size, stored.array_token

@@ -21,7 +21,9 @@ record expiry and garbage collection (:mod:`kachery_flows.garbage`).
 
 Trust: a hit unpickles a ``pkl`` result only if this store pickled exactly those bytes
 itself (it leaves a marker, ``<root>/.kachery-flows/memo/trusted/aa/<result sha1>``, when
-it computes one; hits never create it), or if the store trusts its zone's pickles
+it computes one; hits never create it; a pickle carried inline by an entry of the store's
+own local ref map is vouched for by that entry, see :mod:`._inline`), or if the store
+trusts its zone's pickles
 (:attr:`Store.trust_zone_pickles`). Any other ``pkl`` entry, e.g. one a colleague wrote
 to a shared zone, is a miss: the call recomputes and overwrites it, and nothing of it is
 unpickled. ``npy``, ``json`` and ``bytes`` results run no code when loaded and need no
@@ -323,7 +325,16 @@ class ActionCache:
 
     def get(self, key: str) -> CacheEntry | None:
         """The entry of ``key``, or None (also when the ref is not an entry: a miss)."""
-        text = self.refs.get(f"memo/{key}")
+        name = f"memo/{key}"
+        local = self.refs.local
+        text = local.get(name) if local is not None else None
+        if text is not None:
+            entry = CacheEntry.decode(text)
+            if entry is not None and entry.result_data is not None and entry.codec == "pkl":
+                # Inline in this store's own ref map: bytes this store pickled itself.
+                self._trusted.add(entry.result)
+            return entry
+        text = self.refs.get(name)
         return CacheEntry.decode(text) if text is not None else None
 
     def _set(self, key: str, entry: CacheEntry | None) -> None:
@@ -377,6 +388,11 @@ class ActionCache:
             raise StoreWriteError.from_os_error(exc, "mark as trusted", path) from exc
         self._trusted.add(sha1)
 
+    def trust_inline(self, sha1: str) -> None:
+        """Trust pickle ``sha1`` in this process: this store just pickled it into an inline
+        entry of its own ref map (which vouches for it in other processes; no marker)."""
+        self._trusted.add(sha1)
+
     def _log_distrust(self, entry: CacheEntry) -> None:
         if entry.result in self._distrust_logged:
             return
@@ -424,6 +440,8 @@ class ActionCache:
         record = inline_record_bytes(entry)
         if record is None or result is None:
             return entry
+        if entry.codec == "pkl":
+            self.trust(entry.result)  # the object, unlike the entry, needs its marker
         put = self.store._put_cache_object
         put(lambda w: w.write(result), entry.codec, label)
         put(lambda w: w.write(record), "json")

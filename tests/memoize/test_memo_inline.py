@@ -19,6 +19,7 @@ from memo_helpers import age, python_env
 from kachery_flows import Store, get_default_store, kachery_cached, load_json
 from kachery_flows.garbage import collect_garbage
 from kachery_flows.records import INLINE_TAG, action_cache, read_record_object
+from kachery_flows.zones import LocalZone
 
 
 def _files(root: Path) -> set[str]:
@@ -37,6 +38,7 @@ def _counting() -> tuple[Any, list[int]]:
 
 
 def test_a_small_miss_writes_its_entry_and_index_only() -> None:
+    """Even a pickled result: the entry in this store's own ref map vouches for it."""
     small, runs = _counting()
     small(0)  # the first call makes the store's directories and lock table
     root = get_default_store().root
@@ -44,8 +46,7 @@ def test_a_small_miss_writes_its_entry_and_index_only() -> None:
     assert small(1) == {"i": 1, "label": "p1", "sq": [1, 1]}
     created = _files(root) - before
     kinds = sorted(path.split("/")[-3] for path in created)
-    assert kinds == ["keys", "refs", "trusted"], created  # index, entry, trust marker
-    assert len(created) == 3
+    assert kinds == ["keys", "refs"], created  # index, entry (no trust marker: see below)
     entry_text = (root / ".kachery-flows" / "refs" / "memo" / small.key(1)).read_text()
     assert entry_text.startswith(INLINE_TAG + " ")
     assert small(1) == {"i": 1, "label": "p1", "sq": [1, 1]} and runs == [0, 1]
@@ -107,18 +108,34 @@ def test_entries_whose_bytes_do_not_match_their_hashes_are_misses() -> None:
 
 
 def test_inline_pickles_from_elsewhere_are_never_unpickled(tmp_path: Path) -> None:
-    """An inline pickle this store did not write (e.g. copied in) is a miss."""
+    """An inline pickle in an entry this store did not write (here: a read-only zone's,
+    which the local ref map falls back to) is a miss, and nothing of it is unpickled."""
     small, runs = _counting()
     small(6)
-    other = Store(tmp_path / "other", fsync=False)
-    theirs = kachery_cached(store=other)(small.__wrapped__)
+    zone = LocalZone(tmp_path / "zone")
     src = get_default_store().root / ".kachery-flows" / "refs" / "memo" / small.key(6)
-    dest = other.root / ".kachery-flows" / "refs" / "memo" / theirs.key(6)
-    dest.parent.mkdir(parents=True)
-    dest.write_text(src.read_text())
+    other = Store(tmp_path / "other", fsync=False, zone=LocalZone(zone.root, read_only=True))
+    theirs = kachery_cached(store=other)(small.__wrapped__)
+    zone.set_ref(f"memo/{theirs.key(6)}", src.read_text())
+    entry = action_cache(other).get(theirs.key(6))
+    assert entry is not None and entry.codec == "pkl" and entry.result_data is not None
     assert not theirs.is_cached(6)
-    assert theirs(6) == {"i": 6, "label": "p6", "sq": [6, 36]}
+    assert theirs(6) == {"label": "p6", "i": 6, "sq": [6, 36]}
     assert runs == [6, 6]
+    # in this store's own ref map, the same bytes are its own: a hit in a new process
+    code = (
+        "import sys; from kachery_flows import Store, kachery_cached\n"
+        "def f(i): return (i, 'x')\n"
+        "g = kachery_cached(version='1', store=Store(sys.argv[1], fsync=False))(f)\n"
+        "print(g.is_cached(1), g(1))"
+    )
+    root = str(tmp_path / "own")
+    first = subprocess.run([sys.executable, "-c", code, root], env=python_env(),
+                           capture_output=True, text=True, check=True).stdout
+    again = subprocess.run([sys.executable, "-c", code, root], env=python_env(),
+                           capture_output=True, text=True, check=True).stdout
+    assert first.split() == ["False", "(1,", "'x')"] and again.split()[0] == "True"
+    assert not (Path(root) / ".kachery-flows" / "memo" / "trusted").exists()
 
 
 def test_large_results_are_ordinary_objects() -> None:
