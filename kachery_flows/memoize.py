@@ -300,7 +300,10 @@ class _CachedBase(Generic[P, R]):
         return Ref(entry.result, self._stem + _SUFFIX[entry.codec], entry.codec)
 
     def _lookup(self, cache: ActionCache, key: str, want_ref: bool) -> Any:
-        entry = cache.get(key)
+        return self._use(cache, key, cache.get(key), want_ref)
+
+    def _use(self, cache: ActionCache, key: str, entry: CacheEntry | None, want_ref: bool) -> Any:
+        """The value (or Ref) of ``entry``, or MISS."""
         if entry is None:
             return MISS
         if want_ref:
@@ -325,13 +328,13 @@ class _CachedBase(Generic[P, R]):
         duration: float,
         started: float,
         want_ref: bool,
+        previous: CacheEntry | None,
     ) -> Any:
         store = cache.store
         inline = None
-        if not want_ref:
-            previous = cache.get(key)  # an ordinary entry (its objects damaged) stays one
-            if previous is None or previous.result_data is not None:
-                inline = inline_candidate(store.zone is not None, value, self._stem)
+        # an ordinary entry (whose objects were damaged or lost) stays ordinary
+        if not want_ref and (previous is None or previous.result_data is not None):
+            inline = inline_candidate(store.zone is not None, value, self._stem)
         stored = inline[0] if inline is not None else store_result(store, value, self._stem)
         record = build_record(
             key=key,
@@ -398,7 +401,8 @@ class CachedFunction(_CachedBase[P, R]):
             if value is not MISS:
                 return value
         try:
-            value = self._lookup(cache, key, want_ref)
+            previous = cache.get(key)
+            value = self._use(cache, key, previous, want_ref)
             if value is not MISS:
                 return value
             started = time.time()
@@ -406,7 +410,7 @@ class CachedFunction(_CachedBase[P, R]):
             result = self.__wrapped__(*args, **kwargs)
             duration = time.perf_counter() - t0
             return self._publish(
-                cache, key, values, encodings, result, duration, started, want_ref
+                cache, key, values, encodings, result, duration, started, want_ref, previous
             )
         finally:
             lock.release()
@@ -453,7 +457,8 @@ class AsyncCachedFunction(_CachedBase[P, R]):
             if value is not MISS:
                 return value
         try:
-            value = self._lookup(cache, key, want_ref)
+            previous = cache.get(key)
+            value = self._use(cache, key, previous, want_ref)
             if value is not MISS:
                 return value
             started = time.time()
@@ -461,7 +466,7 @@ class AsyncCachedFunction(_CachedBase[P, R]):
             result = await self.__wrapped__(*args, **kwargs)
             duration = time.perf_counter() - t0
             return self._publish(
-                cache, key, values, encodings, result, duration, started, want_ref
+                cache, key, values, encodings, result, duration, started, want_ref, previous
             )
         finally:
             lock.release()

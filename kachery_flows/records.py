@@ -325,16 +325,7 @@ class ActionCache:
 
     def get(self, key: str) -> CacheEntry | None:
         """The entry of ``key``, or None (also when the ref is not an entry: a miss)."""
-        name = f"memo/{key}"
-        local = self.refs.local
-        text = local.get(name) if local is not None else None
-        if text is not None:
-            entry = CacheEntry.decode(text)
-            if entry is not None and entry.result_data is not None and entry.codec == "pkl":
-                # Inline in this store's own ref map: bytes this store pickled itself.
-                self._trusted.add(entry.result)
-            return entry
-        text = self.refs.get(name)
+        text = self.refs.get(f"memo/{key}")
         return CacheEntry.decode(text) if text is not None else None
 
     def _set(self, key: str, entry: CacheEntry | None) -> None:
@@ -367,7 +358,23 @@ class ActionCache:
 
     def trusts(self, entry: CacheEntry) -> bool:
         """Whether a hit may load the entry's result (see the module docs)."""
-        return entry.codec != "pkl" or self.trusts_pickle(entry.result)
+        return entry.codec != "pkl" or self.trusts_pickle(entry.result) or self._vouched(entry)
+
+    def _vouched(self, entry: CacheEntry) -> bool:
+        """An inline pickle carried by an entry of this store's own ref map: bytes this
+        store pickled itself (the local file is read again to tell it from a read-only
+        zone's entry); trusted for the rest of the process."""
+        local = self.refs.local
+        data = inline_record_bytes(entry) if local is not None else None
+        record = inline_record(data) if data is not None else None
+        key = record.get("key") if record is not None else None
+        if local is None or not isinstance(key, str) or not is_sha1_hex(key):
+            return False
+        text = local.get(self.ref_name(key))
+        if text is None or CacheEntry.decode(text) != entry:
+            return False
+        self.trust_inline(entry.result)
+        return True
 
     def trusts_pickle(self, sha1: str) -> bool:
         """Whether pickle ``sha1`` may be unpickled: this store pickled those bytes itself
