@@ -93,6 +93,7 @@ INLINE_TAG = "kfm2"
 INLINE_ENTRY_MAX = 4000
 _CODECS = frozenset({"npy", "json", "pkl", "bytes"})
 _TOUCH_INTERVAL = 300.0
+_DECODED_MAX = 4096
 _RECORD_MAX_BYTES = 1 << 20
 _log = logging.getLogger("kachery_flows.memoize")
 
@@ -311,6 +312,7 @@ class ActionCache:
             internal / "lock-table" if not shared_locks and range_locks_supported() else None
         )
         self._touched: dict[str, float] = {}
+        self._decoded: dict[str, CacheEntry] = {}
         self._root = str(store.root)
         #: Markers of the pickled results this store wrote (see the module docs).
         self.trusted_dir = internal / "memo" / "trusted"
@@ -326,7 +328,17 @@ class ActionCache:
     def get(self, key: str) -> CacheEntry | None:
         """The entry of ``key``, or None (also when the ref is not an entry: a miss)."""
         text = self.refs.get(f"memo/{key}")
-        return CacheEntry.decode(text) if text is not None else None
+        if text is None:
+            return None
+        # Equal text decodes to an equal entry: hits skip re-checking an inline entry's bytes.
+        entry = self._decoded.get(text)
+        if entry is None:
+            entry = CacheEntry.decode(text)
+            if entry is not None:
+                if len(self._decoded) >= _DECODED_MAX:
+                    self._decoded.clear()
+                self._decoded[text] = entry
+        return entry
 
     def _set(self, key: str, entry: CacheEntry | None) -> None:
         self.refs.set(self.ref_name(key), entry.encode() if entry is not None else None)
