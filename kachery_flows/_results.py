@@ -151,19 +151,23 @@ def _encoder(value: Any) -> tuple[str, Callable[[HashingWriter], object]]:
             codecs.write_npy(w, array)
 
         return "npy", write_npy
-    if type(value) is bytes:
-        codec, data = "bytes", value
-    elif _json_exact(value):
-        codec, data = "json", codecs.encode_json(value)
-    else:
-        import cloudpickle
-
-        codec, data = "pkl", cloudpickle.dumps(value, protocol=codecs.PICKLE_PROTOCOL)
+    codec, data = _bytes_encoding(value)
 
     def write(w: HashingWriter) -> None:
         w.write(data)
 
     return codec, write
+
+
+def _bytes_encoding(value: Any) -> tuple[str, bytes]:
+    """The codec and bytes of a value that is not an array (see the module docs)."""
+    if type(value) is bytes:
+        return "bytes", value
+    if _json_exact(value):
+        return "json", codecs.encode_json(value)
+    import cloudpickle
+
+    return "pkl", cloudpickle.dumps(value, protocol=codecs.PICKLE_PROTOCOL)
 
 
 def small_encoding(value: Any, limit: int) -> tuple[str, bytes] | None:
@@ -172,14 +176,7 @@ def small_encoding(value: Any, limit: int) -> tuple[str, bytes] | None:
     inline in its entry; None for arrays and anything larger."""
     if _is_npy_array(value):
         return None
-    if type(value) is bytes:
-        codec, data = "bytes", value
-    elif _json_exact(value):
-        codec, data = "json", codecs.encode_json(value)
-    else:
-        import cloudpickle
-
-        codec, data = "pkl", cloudpickle.dumps(value, protocol=codecs.PICKLE_PROTOCOL)
+    codec, data = _bytes_encoding(value)
     return (codec, data) if len(data) <= limit else None
 
 
