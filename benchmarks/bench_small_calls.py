@@ -190,11 +190,11 @@ def _prefect(scratch: Path, n: int) -> None:
 
 def _dask(scratch: Path, n: int) -> None:
     """@kachery_cached on Dask workers against the bare function, small results."""
+    import logging
+
     from distributed import Client, LocalCluster
 
     from kachery_flows import kachery_cached
-
-    import logging
 
     logging.getLogger("distributed").setLevel(logging.WARNING)
     cached = kachery_cached(small)
