@@ -33,6 +33,7 @@ DOCS = HERE.parent / "docs"
 QUICK_ARGS = {
     "bench_store": ["--sizes-mib", "32", "--repeats", "2"],
     "bench_memoize": ["--mb", "20", "--reps", "3", "--first-call-reps", "2"],
+    "bench_small_calls": ["--calls", "300", "--hit-repeats", "2", "--tasks", "10"],
     "bench_zones": ["--size-mib", "32", "--repeats", "2"],
     "bench_kachery_network": ["--sizes-mib", "8", "--repeats", "2"],
     "bench_dask": ["--mb", "20", "--gib", "0.1", "--repeats", "2", "--transfer-repeats", "3"],
@@ -42,6 +43,7 @@ QUICK_ARGS = {
 _TITLES = {
     "bench_store": "Storing and loading arrays",
     "bench_memoize": "Memoization (`@kachery_cached`)",
+    "bench_small_calls": "Sweeps of small memoized calls",
     "bench_zones": "Zones: shared directory and S3",
     "bench_kachery_network": "The kachery network zone",
     "bench_prefect": "Prefect results",

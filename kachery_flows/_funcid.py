@@ -29,7 +29,83 @@ from typing import Any
 from .errors import UnhashableArgumentError
 from .tokens import canonical_encoding
 
-__all__ = ["ArgBinder", "closure_fingerprint", "code_fingerprint", "function_identity"]
+__all__ = [
+    "ArgBinder",
+    "CallShape",
+    "call_shape",
+    "closure_fingerprint",
+    "code_fingerprint",
+    "function_identity",
+    "may_rename",
+]
+
+
+class CallShape:
+    """What a callable handed to ``@kachery_cached`` is made of.
+
+    ``target`` is the Python function (or builtin) whose identity, code and signature make
+    the key; ``pre_args``/``pre_kwargs`` are the arguments the callable binds before the
+    caller's (a bound method's instance, a :func:`functools.partial`'s arguments): they
+    are part of every key, like arguments passed at the call.
+    """
+
+    __slots__ = ("pre_args", "pre_kwargs", "target")
+
+    def __init__(
+        self, target: Callable[..., Any], pre_args: tuple[Any, ...], pre_kwargs: dict[str, Any]
+    ) -> None:
+        self.target = target
+        self.pre_args = pre_args
+        self.pre_kwargs = pre_kwargs
+
+
+def call_shape(func: Callable[..., Any]) -> CallShape:
+    """Unwrap bound methods and :func:`functools.partial` objects (nested in any order)
+    down to the function they call, collecting the arguments they bind."""
+    import functools
+
+    pre_args: tuple[Any, ...] = ()
+    pre_kwargs: dict[str, Any] = {}
+    target: Any = func
+    for _ in range(100):
+        if isinstance(target, functools.partial):
+            pre_args = target.args + pre_args
+            pre_kwargs = {**target.keywords, **pre_kwargs}
+            target = target.func
+        elif isinstance(target, types.MethodType):
+            pre_args = (target.__self__, *pre_args)
+            target = target.__func__
+        else:
+            break
+    if inspect.isgeneratorfunction(target) or inspect.isasyncgenfunction(target):
+        raise TypeError(
+            f"cannot memoize {func!r}: it is a generator function, and a generator is "
+            "consumed as it runs; memoize a function that returns a list (or an array) of "
+            "its items instead"
+        )
+    return CallShape(target, pre_args, pre_kwargs)
+
+
+def may_rename(func: Callable[..., Any]) -> bool:
+    """Whether ``func``'s ``__qualname__`` may get ``.__wrapped__`` appended so that plain
+    pickle finds it through its wrapper.
+
+    Only a ``def`` being decorated with ``@``, i.e. a module- or class-level function not
+    (yet) bound under its own name: a function reachable under its name belongs to
+    someone else (``kachery_cached(json.dumps)``, ``g = kachery_cached(f)``) and is left
+    untouched; local functions cannot be pickled by reference anyway.
+    """
+    if type(func) is not types.FunctionType:
+        return False
+    qualname, module = func.__qualname__, sys.modules.get(func.__module__)
+    if "<locals>" in qualname or qualname.endswith(".__wrapped__") or module is None:
+        return False
+    obj: Any = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return True
+    return obj is not func and getattr(obj, "__wrapped__", None) is not func
 
 
 def function_identity(func: Callable[..., Any]) -> str:
@@ -161,6 +237,10 @@ def _code_digest(code: types.CodeType) -> str:
     return h.hexdigest()
 
 
+_ANY_SIGNATURE = inspect.Signature([
+    inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL),
+    inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD),
+])
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 _KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
@@ -174,7 +254,10 @@ class ArgBinder:
     """
 
     def __init__(self, func: Callable[..., Any], ignore: Iterable[str] = ()) -> None:
-        self.signature = inspect.signature(func)
+        try:
+            self.signature = inspect.signature(func)
+        except ValueError:  # a builtin without a text signature: key on what is passed
+            self.signature = _ANY_SIGNATURE
         params = list(self.signature.parameters.values())
         names = [p.name for p in params]
         ignored = set(ignore)

@@ -55,9 +55,11 @@ __all__ = [
     "load_result",
     "load_value",
     "object_path",
+    "inline_result",
     "put_value",
     "result_exists",
     "scan_refs",
+    "small_encoding",
     "store_result",
     "unpickle",
 ]
@@ -160,19 +162,41 @@ def _encoder(value: Any) -> tuple[str, Callable[[HashingWriter], object]]:
             codecs.write_npy(w, array)
 
         return "npy", write_npy
-    if type(value) is bytes:
-        codec, data = "bytes", value
-    elif _json_exact(value):
-        codec, data = "json", codecs.encode_json(value)
-    else:
-        import cloudpickle
-
-        codec, data = "pkl", cloudpickle.dumps(value, protocol=codecs.PICKLE_PROTOCOL)
+    codec, data = _bytes_encoding(value)
 
     def write(w: HashingWriter) -> None:
         w.write(data)
 
     return codec, write
+
+
+def _bytes_encoding(value: Any) -> tuple[str, bytes]:
+    """The codec and bytes of a value that is not an array (see the module docs)."""
+    if type(value) is bytes:
+        return "bytes", value
+    if _json_exact(value):
+        return "json", codecs.encode_json(value)
+    import cloudpickle
+
+    return "pkl", cloudpickle.dumps(value, protocol=codecs.PICKLE_PROTOCOL)
+
+
+def small_encoding(value: Any, limit: int) -> tuple[str, bytes] | None:
+    """``(codec, bytes)`` of a ``json``, ``bytes`` or ``pkl`` result of at most ``limit``
+    bytes (the codec :func:`store_result` would choose), which the action cache may keep
+    inline in its entry; None for arrays and anything larger."""
+    if _is_npy_array(value):
+        return None
+    codec, data = _bytes_encoding(value)
+    return (codec, data) if len(data) <= limit else None
+
+
+def inline_result(value: Any, codec: str, data: bytes, stem: str) -> StoredResult:
+    """The :class:`StoredResult` of bytes kept inline (not written as an object yet)."""
+    sha1 = hashlib.sha1(data).hexdigest()
+    refs = () if codec == "bytes" else scan_refs(value)
+    return StoredResult(Ref(sha1, stem + _SUFFIX[codec], codec), len(data), None,
+                        _type_name(value), refs)
 
 
 def store_result(store: Store, value: Any, stem: str) -> StoredResult:

@@ -49,10 +49,20 @@ from typing import (
     overload,
 )
 
+from . import codecs
+from ._inline import inline_candidate
 from ._results import MISS, store_result
-from .records import ActionCache, CacheEntry, action_cache, build_record
+from .errors import UnhashableArgumentError
+from .records import (
+    INLINE_ENTRY_MAX,
+    ActionCache,
+    CacheEntry,
+    action_cache,
+    b64,
+    build_record,
+)
 from .store import Store, get_default_store
-from .tokens import argument_encoding
+from .tokens import argument_encoding, canonical_encoding
 from .uri import Ref
 
 if TYPE_CHECKING:
@@ -109,18 +119,31 @@ class _CachedBase(Generic[P, R]):
         code: str | None = None,
         closure: str | None = None,
     ) -> None:
-        from ._funcid import ArgBinder, closure_fingerprint, code_fingerprint, function_identity
+        from ._funcid import (
+            ArgBinder,
+            call_shape,
+            closure_fingerprint,
+            code_fingerprint,
+            function_identity,
+            may_rename,
+        )
 
         if version is not None and not isinstance(version, str):
             raise TypeError(f"version must be a str, not {type(version).__name__}")
         if isinstance(ignore, str):
             ignore = (ignore,)
+        shape = call_shape(func)
+        target = shape.target
+        self._target = target
+        self._pre_args = shape.pre_args
+        self._pre_kwargs = shape.pre_kwargs
+        self._pre = bool(shape.pre_args or shape.pre_kwargs)
         functools.update_wrapper(cast(Any, self), func)
         #: ``module.qualname`` of the function.
-        self.identity = identity if identity is not None else function_identity(func)
+        self.identity = identity if identity is not None else function_identity(target)
         if code is None:
             try:
-                code = code_fingerprint(func)
+                code = code_fingerprint(target)
             except TypeError:
                 if version is None:
                     raise
@@ -128,28 +151,43 @@ class _CachedBase(Generic[P, R]):
         #: Fingerprint of the function's normalized source (or bytecode).
         self.code = code
         if closure is None and identity is None:
-            closure = closure_fingerprint(func, strict=version is None)
+            closure = closure_fingerprint(target, strict=version is None)
         #: Fingerprint of the values captured from enclosing scopes (None: nothing captured).
         self.closure = closure
         self.version = version
         self.ignore = tuple(ignore)
         self.return_ref = return_ref
         self.store = store
-        self._binder: ArgBinder = ArgBinder(func, self.ignore)
+        self._binder: ArgBinder = ArgBinder(target, self.ignore)
         self._names = self._binder.key_names
         self._frames = tuple((n, _frame(n.encode())) for n in self._names)
-        tag = f"version:{version}" if version is not None else code
-        if closure is not None:
-            tag += f"|closure:{closure}"
+        self._code_obj = getattr(target, "__code__", None)
+        self._set_prefix()
+        name = getattr(target, "__name__", "")
+        self._stem = name if name.isidentifier() else "result"
+        # Let plain pickle find a function decorated with @ through its wrapper; a function
+        # that is reachable under its own name (not ours) is left untouched.
+        if may_rename(func):
+            func.__qualname__ = f"{func.__qualname__}.__wrapped__"
+
+    def _set_prefix(self) -> None:
+        tag = f"version:{self.version}" if self.version is not None else self.code
+        if self.closure is not None:
+            tag += f"|closure:{self.closure}"
         self._prefix = (
             MEMO_SCHEMA.encode() + _frame(self.identity.encode()) + _frame(tag.encode())
         )
-        name = getattr(func, "__name__", "")
-        self._stem = name if name.isidentifier() else "result"
-        # Let plain pickle find the undecorated function (multiprocessing, by reference).
-        qualname = getattr(func, "__qualname__", None)
-        if isinstance(qualname, str) and not qualname.endswith(".__wrapped__"):
-            func.__qualname__ = f"{qualname}.__wrapped__"
+
+    def _code_replaced(self) -> None:
+        """The function's ``__code__`` was replaced after decoration: fingerprint it again
+        (as joblib does, the new code computes anew instead of returning stale results)."""
+        from ._funcid import closure_fingerprint, code_fingerprint
+
+        target = self._target
+        self._code_obj = target.__code__
+        self.code = code_fingerprint(target)
+        self.closure = closure_fingerprint(target, strict=self.version is None)
+        self._set_prefix()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.identity}>"
@@ -175,10 +213,20 @@ class _CachedBase(Generic[P, R]):
         return (_restore, (type(self), self.__wrapped__, self._state()))
 
     def __dask_tokenize__(self) -> tuple[str, ...]:
+        # a bound method or partial: calls bind these first, so tasks must not alias
+        bound = self._bound_token() if self._pre else ""
         return (
             MEMO_SCHEMA, self.identity, self.code, repr(self.closure), repr(self.version),
-            repr(self.ignore),
+            repr(self.ignore), bound,
         )
+
+    def _bound_token(self) -> str:
+        from .tokens import canonical_encoding
+
+        try:
+            return canonical_encoding((self._pre_args, self._pre_kwargs)).hex()
+        except TypeError:
+            return f"{id(self)}-{id(self._pre_args)}"
 
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
@@ -189,14 +237,23 @@ class _CachedBase(Generic[P, R]):
     def _key_material(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[str, dict[str, Any], list[bytes]]:
+        code = self._code_obj
+        if code is not None and self._target.__code__ is not code:
+            self._code_replaced()
+        if self._pre:
+            args = self._pre_args + args
+            kwargs = {**self._pre_kwargs, **kwargs}
         values = self._binder.bind(args, kwargs)
+        try:
+            encodings = [canonical_encoding(values[name]) for name in self._names]
+        except UnhashableArgumentError:
+            for name in self._names:  # raise again, naming the argument
+                argument_encoding(values[name], "argument", name, self.identity)
+            raise
         h = hashlib.sha1(self._prefix)
-        encodings = []
-        for name, frame in self._frames:
-            encoding = argument_encoding(values[name], "argument", name, self.identity)
+        for (_, frame), encoding in zip(self._frames, encodings, strict=True):
             h.update(frame)
             h.update(encoding)
-            encodings.append(encoding)
         return h.hexdigest(), values, encodings
 
     def key(self, *args: P.args, **kwargs: P.kwargs) -> str:
@@ -218,8 +275,12 @@ class _CachedBase(Generic[P, R]):
     def record(self, *args: P.args, **kwargs: P.kwargs) -> dict[str, Any] | None:
         """The provenance record of this call, or None if it is not cached."""
         cache = self._cache()
-        entry = cache.get(self.key(*args, **kwargs))
-        return cache.read_record(entry) if entry is not None else None
+        key = self.key(*args, **kwargs)
+        entry = cache.get(key)
+        if entry is None:
+            return None
+        cache.materialize(key, entry, self._stem + _SUFFIX[entry.codec])  # its URIs must work
+        return cache.read_record(entry)
 
     def clear(self, *args: P.args, **kwargs: P.kwargs) -> int:
         """Forget this call's entry, or with no arguments every entry of this function
@@ -239,12 +300,16 @@ class _CachedBase(Generic[P, R]):
         return Ref(entry.result, self._stem + _SUFFIX[entry.codec], entry.codec)
 
     def _lookup(self, cache: ActionCache, key: str, want_ref: bool) -> Any:
-        entry = cache.get(key)
+        return self._use(cache, key, cache.get(key), want_ref)
+
+    def _use(self, cache: ActionCache, key: str, entry: CacheEntry | None, want_ref: bool) -> Any:
+        """The value (or Ref) of ``entry``, or MISS."""
         if entry is None:
             return MISS
         if want_ref:
             if not cache.present(entry):
                 return MISS
+            entry = cache.materialize(key, entry, self._stem + _SUFFIX[entry.codec])
             value: Any = self._ref_of(entry)
         else:
             value = cache.load(entry)
@@ -263,10 +328,14 @@ class _CachedBase(Generic[P, R]):
         duration: float,
         started: float,
         want_ref: bool,
+        previous: CacheEntry | None,
     ) -> Any:
-        stored = store_result(cache.store, value, self._stem)
-        if stored.ref.codec == "pkl":
-            cache.trust(stored.ref.sha1)
+        store = cache.store
+        inline = None
+        # an ordinary entry (whose objects were damaged or lost) stays ordinary
+        if not want_ref and (previous is None or previous.result_data is not None):
+            inline = inline_candidate(store.zone is not None, value, self._stem)
+        stored = inline[0] if inline is not None else store_result(store, value, self._stem)
         record = build_record(
             key=key,
             function=self.identity,
@@ -281,11 +350,26 @@ class _CachedBase(Generic[P, R]):
             duration=duration,
             created=started,
         )
-        record_ref = cache.write_record(record)
-        entry = CacheEntry(
-            record_ref.sha1, stored.ref.sha1, stored.ref.codec or "pkl", stored.size,
-            stored.array_token,
-        )
+        codec = stored.ref.codec or "pkl"
+        entry: CacheEntry | None = None
+        if inline is not None:
+            data = codecs.encode_json(record)
+            entry = CacheEntry(
+                hashlib.sha1(data).hexdigest(), stored.ref.sha1, codec, stored.size, None,
+                b64(data), inline[1],
+            )
+            if len(entry.encode()) > INLINE_ENTRY_MAX:
+                entry = None
+                store_result(store, value, self._stem)  # too big together: ordinary objects
+            elif codec == "pkl":
+                cache.trust_inline(stored.ref.sha1)
+        if entry is None:
+            if codec == "pkl":
+                cache.trust(stored.ref.sha1)
+            record_ref = cache.write_record(record)
+            entry = CacheEntry(
+                record_ref.sha1, stored.ref.sha1, codec, stored.size, stored.array_token
+            )
         cache.put(key, self.identity, entry)
         return stored.ref if want_ref else value
 
@@ -317,7 +401,8 @@ class CachedFunction(_CachedBase[P, R]):
             if value is not MISS:
                 return value
         try:
-            value = self._lookup(cache, key, want_ref)
+            previous = cache.get(key)
+            value = self._use(cache, key, previous, want_ref)
             if value is not MISS:
                 return value
             started = time.time()
@@ -325,7 +410,7 @@ class CachedFunction(_CachedBase[P, R]):
             result = self.__wrapped__(*args, **kwargs)
             duration = time.perf_counter() - t0
             return self._publish(
-                cache, key, values, encodings, result, duration, started, want_ref
+                cache, key, values, encodings, result, duration, started, want_ref, previous
             )
         finally:
             lock.release()
@@ -341,9 +426,10 @@ class AsyncCachedFunction(_CachedBase[P, R]):
     def __init__(self, func: Callable[..., Any], **options: Any) -> None:
         super().__init__(func, **options)
         # inspect.iscoroutinefunction() accepts "function-like" objects by these attributes.
-        self.__code__ = func.__code__
-        self.__defaults__ = func.__defaults__
-        self.__kwdefaults__ = func.__kwdefaults__
+        target = self._target
+        self.__code__ = target.__code__
+        self.__defaults__ = getattr(target, "__defaults__", None)
+        self.__kwdefaults__ = getattr(target, "__kwdefaults__", None)
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         result: R = await self._run(args, kwargs, self.return_ref)
@@ -371,7 +457,8 @@ class AsyncCachedFunction(_CachedBase[P, R]):
             if value is not MISS:
                 return value
         try:
-            value = self._lookup(cache, key, want_ref)
+            previous = cache.get(key)
+            value = self._use(cache, key, previous, want_ref)
             if value is not MISS:
                 return value
             started = time.time()
@@ -379,7 +466,7 @@ class AsyncCachedFunction(_CachedBase[P, R]):
             result = await self.__wrapped__(*args, **kwargs)
             duration = time.perf_counter() - t0
             return self._publish(
-                cache, key, values, encodings, result, duration, started, want_ref
+                cache, key, values, encodings, result, duration, started, want_ref, previous
             )
         finally:
             lock.release()

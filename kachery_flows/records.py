@@ -21,7 +21,9 @@ record expiry and garbage collection (:mod:`kachery_flows.garbage`).
 
 Trust: a hit unpickles a ``pkl`` result only if this store pickled exactly those bytes
 itself (it leaves a marker, ``<root>/.kachery-flows/memo/trusted/aa/<result sha1>``, when
-it computes one; hits never create it), or if the store trusts its zone's pickles
+it computes one; hits never create it; a pickle carried inline by an entry of the store's
+own local ref map is vouched for by that entry, see :mod:`._inline`), or if the store
+trusts its zone's pickles
 (:attr:`Store.trust_zone_pickles`). Any other ``pkl`` entry, e.g. one a colleague wrote
 to a shared zone, is a miss: the call recomputes and overwrites it, and nothing of it is
 unpickled. ``npy``, ``json`` and ``bytes`` results run no code when loaded and need no
@@ -30,6 +32,7 @@ trust.
 
 from __future__ import annotations
 
+import base64
 import errno
 import hashlib
 import json
@@ -48,7 +51,8 @@ from typing import Any
 
 from . import codecs
 from ._atomic import create_marker, make_dirs, staged_writer
-from ._lock import FileLock
+from ._inline import inline_record, inline_value
+from ._lock import FileLock, RangeLock, range_locks_supported
 from ._results import MISS, StoredResult, load_result, result_exists, scan_refs
 from ._safeopen import READ_FLAGS, read_fd, read_regular
 from .errors import (
@@ -69,6 +73,7 @@ from .zones.local import LocalZone
 
 __all__ = [
     "ENTRY_TAG",
+    "INLINE_TAG",
     "RECORD_SCHEMA",
     "ActionCache",
     "CacheEntry",
@@ -76,7 +81,9 @@ __all__ = [
     "RefMap",
     "action_cache",
     "build_record",
+    "b64",
     "describe",
+    "inline_record_bytes",
     "reached_by",
     "read_record_object",
 ]
@@ -85,6 +92,10 @@ __all__ = [
 RECORD_SCHEMA = "kachery-flows-record-1"
 #: First word of a ref-map entry.
 ENTRY_TAG = "kfm1"
+#: First word of an entry that carries its record and result bytes inline.
+INLINE_TAG = "kfm2"
+#: Entries longer than this are never written inline (a local ref is read in one 4 KiB read).
+INLINE_ENTRY_MAX = 4000
 _CODECS = frozenset({"npy", "json", "pkl", "bytes"})
 _ENTRY = re.compile(
     rb"kfm1 ([0-9a-f]{40}) ([0-9a-f]{40}) (npy|json|pkl|bytes) (0|[1-9][0-9]{0,17}) "
@@ -93,6 +104,7 @@ _ENTRY = re.compile(
 )
 _ENTRY_MAX = 512
 _TOUCH_INTERVAL = 300.0
+_DECODED_MAX = 4096
 _RECORD_MAX_BYTES = 1 << 20
 _log = logging.getLogger("kachery_flows.memoize")
 
@@ -106,10 +118,20 @@ class CacheEntry:
     codec: str
     size: int
     array_token: bytes | None = None
+    #: The record's bytes in base64, when the entry carries them (``kfm2``; see
+    #: :mod:`._inline`).
+    record_b64: str | None = None
+    #: The result's bytes, when the entry carries them (``json``, ``bytes``, ``pkl``).
+    result_data: bytes | None = None
 
     def encode(self) -> str:
         """The ref-map text of this entry."""
         token = self.array_token.hex() if self.array_token is not None else "-"
+        if self.record_b64 is not None and self.result_data is not None:
+            return (
+                f"{INLINE_TAG} {self.record} {self.result} {self.codec} {self.size} {token} "
+                f"{self.record_b64} {b64(self.result_data)}"
+            )
         return f"{ENTRY_TAG} {self.record} {self.result} {self.codec} {self.size} {token}"
 
     @classmethod
@@ -119,7 +141,14 @@ class CacheEntry:
         The grammar is strict ASCII (``str.split`` and ``str.isdigit`` would accept other
         whitespace and digits), sizes fit a file (< 2**63) and tokens are short: an
         entry is a hint that others may write, so anything else is a miss, never an
-        error."""
+        error. An inline entry (``kfm2``) is a ``kfm1`` entry followed by the record's
+        and the result's base64, both checked against the hashes the entry names."""
+        if text.startswith(INLINE_TAG + " ") and len(text) <= INLINE_ENTRY_MAX + 64:
+            fields = text.rstrip(" \t\r\n").split(" ")
+            if len(fields) != 8:
+                return None
+            head = " ".join([ENTRY_TAG, *fields[1:6]])
+            return _decode_inline(cls.decode(head), fields[6:])
         match = _ENTRY.fullmatch(text) if len(text) <= _ENTRY_MAX else None
         if match is None:
             return None
@@ -131,6 +160,37 @@ class CacheEntry:
     def result_ref(self) -> Ref:
         """The result as a :class:`Ref` with its codec."""
         return Ref(self.result, codec=self.codec)
+
+
+def b64(data: bytes) -> str:
+    """Base64 text of ``data`` (the encoding of inline bytes in an entry)."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def _decode_inline(entry: CacheEntry | None, fields: list[str]) -> CacheEntry | None:
+    """An inline entry whose result and record bytes hash to what it names, else None."""
+    if entry is None or entry.codec == "npy":
+        return None
+    record, result_b64 = fields
+    try:
+        result = base64.b64decode(result_b64, validate=True)
+    except ValueError:
+        return None
+    if len(result) != entry.size or hashlib.sha1(result).hexdigest() != entry.result:
+        return None
+    inline = CacheEntry(entry.record, entry.result, entry.codec, entry.size, None, record, result)
+    return inline if inline_record_bytes(inline) is not None else None
+
+
+def inline_record_bytes(entry: CacheEntry) -> bytes | None:
+    """The record bytes an inline entry carries, if they hash to its record; else None."""
+    if entry.record_b64 is None:
+        return None
+    try:
+        data = base64.b64decode(entry.record_b64, validate=True)
+    except ValueError:
+        return None
+    return data if hashlib.sha1(data).hexdigest() == entry.record else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,11 +329,17 @@ class ActionCache:
         zone = store.zone
         self.refs = RefMap(store)
         self.index_dir = internal / "memo" / "keys"
-        if isinstance(zone, LocalZone) and zone.writable:
+        shared_locks = isinstance(zone, LocalZone) and zone.writable
+        if isinstance(zone, LocalZone) and shared_locks:
             self.lock_dir = zone.root / ".kachery-flows" / "locks"
         else:
             self.lock_dir = internal / "locks"
+        #: The byte-range lock table of this host's locks (None: lock files).
+        self.lock_table: Path | None = (
+            internal / "lock-table" if not shared_locks and range_locks_supported() else None
+        )
         self._touched: dict[str, float] = {}
+        self._decoded: dict[str, CacheEntry] = {}
         self._root = str(store.root)
         #: Markers of the pickled results this store wrote (see the module docs).
         self.trusted_dir = internal / "memo" / "trusted"
@@ -289,7 +355,17 @@ class ActionCache:
     def get(self, key: str) -> CacheEntry | None:
         """The entry of ``key``, or None (also when the ref is not an entry: a miss)."""
         text = self.refs.get(f"memo/{key}")
-        return CacheEntry.decode(text) if text is not None else None
+        if text is None:
+            return None
+        # Equal text decodes to an equal entry: hits skip re-checking an inline entry's bytes.
+        entry = self._decoded.get(text)
+        if entry is None:
+            entry = CacheEntry.decode(text)
+            if entry is not None:
+                if len(self._decoded) >= _DECODED_MAX:
+                    self._decoded.clear()
+                self._decoded[text] = entry
+        return entry
 
     def _set(self, key: str, entry: CacheEntry | None) -> None:
         self.refs.set(self.ref_name(key), entry.encode() if entry is not None else None)
@@ -307,8 +383,11 @@ class ActionCache:
         self._touched.pop(key, None)
         return existed
 
-    def lock(self, key: str) -> FileLock:
-        """The compute lock of ``key`` (in the shared directory when the zone is one)."""
+    def lock(self, key: str) -> FileLock | RangeLock:
+        """The compute lock of ``key``: a lock file in the shared directory when the zone
+        is one, else a byte-range lock in this store's lock table (see :mod:`._lock`)."""
+        if self.lock_table is not None:
+            return RangeLock(self.lock_table, key, group_shared=self.store.group_shared)
         return FileLock(self.lock_dir / f"{key}.lock", group_shared=self.store.group_shared)
 
     # ----------------------------------------------------------------- trust
@@ -318,7 +397,23 @@ class ActionCache:
 
     def trusts(self, entry: CacheEntry) -> bool:
         """Whether a hit may load the entry's result (see the module docs)."""
-        return entry.codec != "pkl" or self.trusts_pickle(entry.result)
+        return entry.codec != "pkl" or self.trusts_pickle(entry.result) or self._vouched(entry)
+
+    def _vouched(self, entry: CacheEntry) -> bool:
+        """An inline pickle carried by an entry of this store's own ref map: bytes this
+        store pickled itself (the local file is read again to tell it from a read-only
+        zone's entry); trusted for the rest of the process."""
+        local = self.refs.local
+        data = inline_record_bytes(entry) if local is not None else None
+        record = inline_record(data) if data is not None else None
+        key = record.get("key") if record is not None else None
+        if local is None or not isinstance(key, str) or not is_sha1_hex(key):
+            return False
+        text = local.get(self.ref_name(key))
+        if text is None or CacheEntry.decode(text) != entry:
+            return False
+        self.trust_inline(entry.result)
+        return True
 
     def trusts_pickle(self, sha1: str) -> bool:
         """Whether pickle ``sha1`` may be unpickled: this store pickled those bytes itself
@@ -337,6 +432,11 @@ class ActionCache:
             create_marker(path, group_shared=self.store.group_shared)
         except OSError as exc:
             raise StoreWriteError.from_os_error(exc, "mark as trusted", path) from exc
+        self._trusted.add(sha1)
+
+    def trust_inline(self, sha1: str) -> None:
+        """Trust pickle ``sha1`` in this process: this store just pickled it into an inline
+        entry of its own ref map (which vouches for it in other processes; no marker)."""
         self._trusted.add(sha1)
 
     def _log_distrust(self, entry: CacheEntry) -> None:
@@ -360,6 +460,8 @@ class ActionCache:
         if not self.trusts(entry):
             self._log_distrust(entry)
             return MISS
+        if entry.result_data is not None:
+            return inline_value(entry.codec, entry.result_data)
         try:
             return load_result(
                 self.store, self._root, entry.result, entry.codec, entry.size,
@@ -373,7 +475,9 @@ class ActionCache:
             return MISS
 
     def present(self, entry: CacheEntry) -> bool:
-        """Whether the entry's result object exists (not loaded)."""
+        """Whether the entry's result object exists (not loaded), or is inline."""
+        if entry.result_data is not None:
+            return True
         return result_exists(self.store, self._root, entry.result, entry.size)
 
     def write_record(self, record: dict[str, Any]) -> Ref:
@@ -381,8 +485,29 @@ class ActionCache:
         data = codecs.encode_json(record)
         return self.store._put_cache_object(lambda w: w.write(data), "json")
 
+    def materialize(self, key: str, entry: CacheEntry, label: str | None = None) -> CacheEntry:
+        """Write an inline entry's result and record as ordinary (marked) objects, so their
+        URIs work everywhere, and make the entry an ordinary one naming them (from then on
+        the objects are the truth, and a damaged one is recomputed and repaired); other
+        entries are returned as they are (see :mod:`._inline`)."""
+        result = entry.result_data
+        record = inline_record_bytes(entry)
+        if record is None or result is None:
+            return entry
+        if entry.codec == "pkl":
+            self.trust(entry.result)  # the object, unlike the entry, needs its marker
+        put = self.store._put_cache_object
+        put(lambda w: w.write(result), entry.codec, label)
+        put(lambda w: w.write(record), "json")
+        plain = CacheEntry(entry.record, entry.result, entry.codec, entry.size)
+        self._set(key, plain)
+        return plain
+
     def read_record(self, entry: CacheEntry) -> dict[str, Any] | None:
         """The record of an entry, or None if it cannot be read."""
+        if entry.record_b64 is not None:
+            data = inline_record_bytes(entry)
+            return inline_record(data) if data is not None else None
         return read_record_object(self.store, entry.record)
 
     # ----------------------------------------------------------------- index
@@ -584,6 +709,7 @@ def describe(store: Store, text: str) -> dict[str, Any]:
     if is_sha1_hex(text):
         entry = cache.get(text)
         if entry is not None:
+            entry = cache.materialize(text, entry)  # the URIs shown must work
             return {
                 "kind": "memo",
                 "key": text,

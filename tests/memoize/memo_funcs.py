@@ -58,3 +58,8 @@ def count(marker: str) -> int:
             return len(f.read().split())
     except FileNotFoundError:
         return 0
+
+
+def plain_double(x: int) -> int:
+    """Not decorated here: tests wrap it with ``kachery_cached(plain_double)``."""
+    return 2 * x

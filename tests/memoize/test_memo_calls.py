@@ -264,7 +264,7 @@ def test_missing_result_is_a_miss_and_is_repaired(marker: str) -> None:
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "extend"])
 def test_corrupt_results_are_quarantined_and_recomputed(damage: str) -> None:
-    produce, log = counting([{"values": list(range(50))}, np.arange(100.0)])
+    produce, log = counting([{"values": list(range(600))}, np.arange(100.0)])  # not inline
     for index in (0, 1):
         produce(index)
         path = get_default_store().object_path(produce.ref(index))
@@ -279,7 +279,7 @@ def test_corrupt_results_are_quarantined_and_recomputed(damage: str) -> None:
         path.write_bytes(bytes(data))
         value = produce(index)
         if index == 0:
-            assert value == {"values": list(range(50))}
+            assert value == {"values": list(range(600))}
         else:
             assert np.array_equal(value, np.arange(100.0))
     store = get_default_store()
@@ -330,7 +330,7 @@ def test_explicit_store_and_environment_switching(
         return x
 
     f(1)
-    assert any(own.iter_hashes())
+    assert any((own.root / ".kachery-flows" / "refs" / "memo").iterdir())
     g(1)
     monkeypatch.setenv("KACHERY_CLOUD_DIR", str(tmp_path / "other"))
     g(1)
