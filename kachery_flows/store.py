@@ -36,6 +36,7 @@ from ._atomic import (
     publish,
     staged_writer,
 )
+from ._evict import AccessLog, Bound
 from .config import load_settings, settings_fingerprint
 from .errors import (
     CorruptObjectError,
@@ -112,6 +113,12 @@ class Store:
         anyone who can write to the zone (or to this store's ref map). Default: the zone's
         ``trust_pickles`` setting, or ``KACHERY_FLOWS_TRUST_ZONE_PICKLES``; off otherwise,
         and such a hit recomputes instead (see ``SECURITY.md``).
+    max_size:
+        Size bound of this store as a cache of its zone: bytes, or a text such as
+        ``"200G"`` or ``"80%"`` (of the root's disk). When the objects the store adds take
+        it past the bound, least-recently-used objects that the zone verifiably holds
+        are evicted (see :mod:`kachery_flows._evict`); local-only objects never are.
+        Default ``KACHERY_FLOWS_MAX_SIZE``; no bound without it, or without a zone.
 
     Examples
     --------
@@ -134,6 +141,7 @@ class Store:
         fsync: bool | None = None,
         group_shared: bool | None = None,
         trust_zone_pickles: bool | None = None,
+        max_size: int | str | None = None,
     ) -> None:
         settings = load_settings()
         self.root = Path(root).expanduser() if root is not None else settings.root
@@ -146,6 +154,10 @@ class Store:
             zone_trusted = self.zone is not None and self.zone.trust_pickles
             trust_zone_pickles = settings.trust_zone_pickles or zone_trusted
         self.trust_zone_pickles = trust_zone_pickles
+        max_size = settings.max_size if max_size is None else max_size
+        #: The size bound (None: unbounded), see ``max_size``.
+        self.bound = Bound(self, max_size) if max_size is not None and self.zone else None
+        self._access_log = AccessLog(str(self.root))
 
     def __repr__(self) -> str:
         zone = f", zone={self.zone!r}" if self.zone is not None else ""
@@ -194,6 +206,8 @@ class Store:
         ref = Ref(sha1, label, codec)
         if not local:
             self.upload(ref)
+        if created and self.bound is not None:
+            self.bound.added(self.object_path(ref).stat().st_size)
         return ref
 
     # ------------------------------------------------------- action-cache objects
@@ -336,7 +350,10 @@ class Store:
     # ---------------------------------------------------------------- reading
     def _local_path(self, ref: Ref) -> Path | None:
         path = self.root / object_key(ref.sha1)
-        return path if path.is_file() else None
+        if not path.is_file():
+            return None
+        self._access_log.note(ref.sha1)
+        return path
 
     def _zone_for(self, ref: Ref) -> Zone | None:
         """The zone ``ref`` is fetched from: the kachery network zone that a
@@ -378,10 +395,12 @@ class Store:
                 actual = sha1_of_file(writer.path)
             if actual == ref.sha1:
                 dest = self.root / object_key(ref.sha1)
-                publish(
+                created = publish(
                     writer.path, dest, sha1=actual, fsync=self.fsync,
                     group_shared=self.group_shared,
                 )
+                if created and self.bound is not None:
+                    self.bound.added(dest.stat().st_size)
                 return dest
             writer.path.unlink(missing_ok=True)
         raise CorruptObjectError(
@@ -657,7 +676,7 @@ def get_default_store() -> Store:
     settings = load_settings()
     key = (
         settings.root, settings.zone, settings.fsync, settings.multi_user,
-        settings.retry_seconds, settings.trust_zone_pickles,
+        settings.retry_seconds, settings.trust_zone_pickles, settings.max_size,
     )
     with _default_lock:
         if _default is None or _default[0] != key:
