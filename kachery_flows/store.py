@@ -350,10 +350,7 @@ class Store:
     # ---------------------------------------------------------------- reading
     def _local_path(self, ref: Ref) -> Path | None:
         path = self.root / object_key(ref.sha1)
-        if not path.is_file():
-            return None
-        self._access_log.note(ref.sha1)
-        return path
+        return path if path.is_file() else None
 
     def _zone_for(self, ref: Ref) -> Zone | None:
         """The zone ``ref`` is fetched from: the kachery network zone that a
@@ -416,6 +413,7 @@ class Store:
         path = self._local_path(ref)
         if path is None:
             return self._fetch(ref)
+        self._access_log.note(ref.sha1)
         if verify:
             actual = sha1_of_file(path)
             if actual != ref.sha1:
