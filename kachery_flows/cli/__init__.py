@@ -38,9 +38,7 @@ EXIT_CODES = {
 }
 
 # Each module defines ``register(subparsers)``; its commands set ``func`` on their parser.
-_COMMAND_MODULES = ("_store", "_zones", "_memo")
-# size-bounded stores: `prune` (kachery_flows/_evict.py)
-_COMMAND_MODULES += ("_prune",)
+_COMMAND_MODULES = ("_store", "_zones", "_memo", "_prune")
 
 
 def _build_parser() -> argparse.ArgumentParser:
