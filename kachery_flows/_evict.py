@@ -34,14 +34,14 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._background import BackgroundThread
+from ._scan import iter_objects
 from .config import parse_size
 from .errors import KacheryError
-from .uri import is_sha1_hex
 from .zones.base import Zone, object_key
 
 if TYPE_CHECKING:
@@ -130,37 +130,6 @@ class AccessLog:
                 continue  # evicted meanwhile, or a read-only store
 
 
-def _objects(root: str) -> Iterator[tuple[str, str, os.stat_result]]:
-    """``(sha1, path, stat)`` of every object, one directory in memory at a time."""
-    for level1 in _subdirs(f"{root}/sha1"):
-        for level2 in _subdirs(level1):
-            for level3 in _subdirs(level2):
-                try:
-                    entries = os.scandir(level3)
-                except FileNotFoundError:
-                    continue
-                with entries:
-                    for entry in entries:
-                        if not is_sha1_hex(entry.name) or entry.name[4:6] != level3[-2:]:
-                            continue
-                        try:
-                            st = entry.stat(follow_symlinks=False)
-                        except FileNotFoundError:
-                            continue
-                        if stat.S_ISREG(st.st_mode):
-                            yield entry.name, entry.path, st
-
-
-def _subdirs(path: str) -> list[str]:
-    try:
-        with os.scandir(path) as entries:
-            return sorted(
-                e.path for e in entries if len(e.name) == 2 and e.is_dir(follow_symlinks=False)
-            )
-    except FileNotFoundError:
-        return []
-
-
 def open_objects(root: str) -> set[tuple[int, int]]:
     """``(device, inode)`` of the objects under ``root`` that a process this user can see
     has open or memory-mapped (Linux ``/proc``; empty elsewhere)."""
@@ -219,7 +188,7 @@ def _oldest(
     candidates only (a heap bounded by ``excess``)."""
     heap: list[tuple[float, str, int, int, int]] = []  # newest on top: (-time, ...)
     held = 0
-    for sha1, _path, st in _objects(root):
+    for sha1, _path, st in iter_objects(root):
         if sha1 in seen:
             continue
         when = max(st.st_atime, st.st_mtime, recent.get(sha1, 0.0))
@@ -235,7 +204,7 @@ def _oldest(
 def store_size(root: str) -> tuple[int, int]:
     """``(objects, bytes)`` of the local store at ``root`` (one pass, streaming)."""
     count = total = 0
-    for _sha1, _path, st in _objects(root):
+    for _sha1, _path, st in iter_objects(root):
         count += 1
         total += st.st_size
     return count, total

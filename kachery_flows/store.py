@@ -37,6 +37,7 @@ from ._atomic import (
     staged_writer,
 )
 from ._evict import AccessLog, Bound
+from ._scan import hash_object, iter_objects, iter_stray_files
 from .config import load_settings, settings_fingerprint
 from .errors import (
     CorruptObjectError,
@@ -566,9 +567,8 @@ class Store:
 
     def iter_temp_files(self) -> Iterator[Path]:
         """Temp files left by writers: ours (``*.part``) and kachery-cloud's in shards."""
-        for path in self._iter_shard_entries():
-            if not is_sha1_hex(path.name):
-                yield path
+        for stray in iter_stray_files(str(self.root)):
+            yield Path(stray)
         if self.staging_dir.is_dir():
             with os.scandir(self.staging_dir) as entries:
                 for entry in entries:
@@ -591,17 +591,19 @@ class Store:
         deleted with ``remove_temp=True``.
         """
         report = VerifyReport()
-        for path in self._iter_object_files():
-            actual = sha1_of_file(path)
-            size = path.stat().st_size
+        for sha1, object_file, _stat in iter_objects(str(self.root)):
+            try:
+                actual, size = hash_object(object_file)
+            except FileNotFoundError:
+                continue  # evicted or removed meanwhile
             report.checked += 1
             report.bytes_checked += size
             if progress is not None:
                 progress(size)
-            if actual != path.name:
-                report.corrupt.append(path.name)
+            if actual != sha1:
+                report.corrupt.append(sha1)
                 if quarantine:
-                    report.quarantined.append(str(self._quarantine(path)))
+                    report.quarantined.append(str(self._quarantine(Path(object_file))))
         cutoff = time.time() - temp_grace_seconds
         for temp in self.iter_temp_files():
             try:
