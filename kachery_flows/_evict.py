@@ -55,6 +55,9 @@ __all__ = [
 #: A store pruned because it passed its bound is brought down to this fraction of it.
 LOW_WATER = 0.9
 _FLUSH_EVERY = 4096
+# The first pass keeps at least this many of the oldest objects as candidates, so that a
+# prune usually needs one pass over the store.
+_FIRST_BATCH = 65536
 _FLUSH_SECONDS = 30.0
 _flusher = BackgroundThread("kachery-atime")
 
@@ -180,24 +183,32 @@ def zone_holds(zone: Zone, sha1: str, size: int) -> bool:
         return False
 
 
-def _oldest(
-    root: str, excess: int, seen: set[str], recent: dict[str, float]
-) -> list[tuple[float, str, int, int, int]]:
-    """The least recently used objects (not in ``seen``) whose sizes add up to at least
-    ``excess``, oldest first, as ``(time, sha1, size, device, inode)``. Memory: the
-    candidates only (a heap bounded by ``excess``)."""
-    heap: list[tuple[float, str, int, int, int]] = []  # newest on top: (-time, ...)
-    held = 0
+_Candidate = tuple[float, str, int, int, int]  # (time, sha1, size, device, inode)
+
+
+def _scan(
+    root: str, excess: int, seen: set[str], recent: dict[str, float], report: PruneReport
+) -> list[_Candidate]:
+    """One pass over the store: counts objects and bytes into ``report`` and returns the
+    least recently used objects not in ``seen``, oldest first: at least the
+    :data:`_FIRST_BATCH` oldest, and as many as add up to ``excess`` bytes. Memory: the
+    candidates only (a heap, newest on top)."""
+    heap: list[tuple[float, str, int, int, int]] = []
+    held = count = total = 0
     for sha1, _path, st in iter_objects(root):
+        count += 1
+        total += st.st_size
         if sha1 in seen:
             continue
         when = max(st.st_atime, st.st_mtime, recent.get(sha1, 0.0))
-        if held >= excess and heap and -heap[0][0] <= when:
+        full = held >= excess and len(heap) >= _FIRST_BATCH
+        if full and -heap[0][0] <= when:
             continue
         heapq.heappush(heap, (-when, sha1, st.st_size, st.st_dev, st.st_ino))
         held += st.st_size
-        while heap and held - heap[0][2] >= excess:
+        while len(heap) > _FIRST_BATCH and held - heap[0][2] >= excess:
             held -= heapq.heappop(heap)[2]
+    report.objects, report.size_before = count, total
     return sorted((-t, sha1, size, dev, ino) for t, sha1, size, dev, ino in heap)
 
 
@@ -224,26 +235,21 @@ def prune(
     ``max_size`` is bytes or a size text (``"200G"``, ``"80%"`` of the root's disk).
     ``on_evict(sha1, size)`` is called for each object evicted (or, with ``dry_run``,
     that would be), so a caller can stream them out. One pass over the store sums its
-    size; only if it is over, more passes pick the oldest candidates (a bounded heap).
+    size and keeps the oldest objects as candidates (a bounded heap); another pass runs
+    only when too many of those must stay.
     """
     start = time.monotonic()
     limit = parse_size(max_size, store.root)
     report = PruneReport(dry_run=dry_run, max_size=limit)
     goal = limit if target is None else target
     root = str(store.root)
-    report.objects, report.size_before = store_size(root)
-    size = report.size_before
     recent = store._access_log.snapshot()
     seen: set[str] = set()
+    candidates = _scan(root, 0, seen, recent, report)
+    size = report.size_before
     opened: set[tuple[int, int]] | None = None
     rounds = 0
-    while size > goal and store.zone is not None:
-        # Skipped candidates (local-only, open) are excluded next round; asking for twice
-        # as much each round bounds the rounds when many old objects must stay.
-        candidates = _oldest(root, (size - goal) << rounds, seen, recent)
-        rounds += 1
-        if not candidates:
-            break
+    while size > goal and store.zone is not None and candidates:
         opened = open_objects(root) if opened is None else opened
         for _when, sha1, nbytes, dev, ino in candidates:
             seen.add(sha1)
@@ -259,6 +265,12 @@ def prune(
                     on_evict(sha1, nbytes)
                 if size <= goal:
                     break
+        if size > goal:
+            # The oldest objects had to stay (local-only, open): scan again for more,
+            # asking for twice as much each round, which bounds the rounds.
+            rounds += 1
+            candidates = _scan(root, (size - goal) << rounds, seen, recent, PruneReport(
+                dry_run=dry_run, max_size=limit))
     report.size_after = size
     report.seconds = time.monotonic() - start
     return report
