@@ -42,7 +42,7 @@ from ._background import BackgroundThread
 from ._scan import iter_objects
 from .config import parse_size
 from .errors import KacheryError
-from .zones.base import Zone, object_key
+from .zones.base import Progress, Zone, object_key
 
 if TYPE_CHECKING:
     from .store import Store
@@ -187,7 +187,12 @@ _Candidate = tuple[float, str, int, int, int]  # (time, sha1, size, device, inod
 
 
 def _scan(
-    root: str, excess: int, seen: set[str], recent: dict[str, float], report: PruneReport
+    root: str,
+    excess: int,
+    seen: set[str],
+    recent: dict[str, float],
+    report: PruneReport,
+    progress: Progress | None = None,
 ) -> list[_Candidate]:
     """One pass over the store: counts objects and bytes into ``report`` and returns the
     least recently used objects not in ``seen``, oldest first: at least the
@@ -198,6 +203,8 @@ def _scan(
     for sha1, _path, st in iter_objects(root):
         count += 1
         total += st.st_size
+        if progress is not None:
+            progress(st.st_size)
         if sha1 in seen:
             continue
         when = max(st.st_atime, st.st_mtime, recent.get(sha1, 0.0))
@@ -228,13 +235,15 @@ def prune(
     target: int | None = None,
     dry_run: bool = False,
     on_evict: Callable[[str, int], object] | None = None,
+    progress: Progress | None = None,
 ) -> PruneReport:
     """Evict least-recently-used local objects that the store's zone holds until the
     store is at most ``target`` bytes (default ``max_size``); see the module docs.
 
     ``max_size`` is bytes or a size text (``"200G"``, ``"80%"`` of the root's disk).
     ``on_evict(sha1, size)`` is called for each object evicted (or, with ``dry_run``,
-    that would be), so a caller can stream them out. One pass over the store sums its
+    that would be), so a caller can stream them out; ``progress(n)`` with the bytes of
+    each object scanned. One pass over the store sums its
     size and keeps the oldest objects as candidates (a bounded heap); another pass runs
     only when too many of those must stay.
     """
@@ -245,7 +254,7 @@ def prune(
     root = str(store.root)
     recent = store._access_log.snapshot()
     seen: set[str] = set()
-    candidates = _scan(root, 0, seen, recent, report)
+    candidates = _scan(root, 0, seen, recent, report, progress)
     size = report.size_before
     opened: set[tuple[int, int]] | None = None
     rounds = 0

@@ -7,6 +7,7 @@ import argparse
 import sys
 from typing import Any
 
+from .._progress import ProgressMeter
 from . import EXIT_CODES, print_json
 
 
@@ -28,13 +29,21 @@ def cmd_prune(args: argparse.Namespace) -> int:
     def show(sha1: str, size: int) -> None:
         print(f"{verb}: sha1://{sha1}\t{size}")
 
+    meter = (
+        ProgressMeter(None, f"scanning {store.root}")
+        if args.progress or (sys.stderr.isatty() and not args.json) else None
+    )
     try:
         report = prune(
-            store, max_size, dry_run=args.dry_run, on_evict=None if args.json else show
+            store, max_size, dry_run=args.dry_run, on_evict=None if args.json else show,
+            progress=meter,
         )
     except ValueError as exc:
         print(f"kachery-flows: error: --max-size: {exc}", file=sys.stderr)
         return EXIT_CODES["usage"]
+    finally:
+        if meter is not None:
+            meter.close()
     if args.json:
         print_json(report.to_dict())
         return EXIT_CODES["ok"]
@@ -66,5 +75,6 @@ def register(sub: Any) -> None:
         "(default $KACHERY_FLOWS_MAX_SIZE)",
     )
     p.add_argument("--dry-run", action="store_true", help="report only; evict nothing")
+    p.add_argument("--progress", action="store_true", help="always show progress")
     p.add_argument("--json", action="store_true", help="print JSON (for scripts)")
     p.set_defaults(func=cmd_prune)

@@ -196,8 +196,10 @@ def test_cli_prune(
     assert main(["prune"]) == 2
     assert "KACHERY_FLOWS_MAX_SIZE" in capsys.readouterr().err
     assert main(["prune", "--max-size", "huge"]) == 2
-    assert main(["prune", "--max-size", "0"]) == 0
-    out = capsys.readouterr().out.splitlines()
+    assert main(["prune", "--max-size", "0", "--progress"]) == 0
+    captured = capsys.readouterr()
+    assert "scanning" in captured.err
+    out = captured.out.splitlines()
     assert out[:3] == [f"evicted: sha1://{ref.sha1}\t{KB}" for ref in refs]
     assert "kept 1 local-only" in out[-2] and "still over the bound" in out[-1]
     assert store.object_path(kept).is_file()
