@@ -89,7 +89,7 @@ def _expire(cache: ActionCache, cutoff: float, report: GCReport) -> set[str]:
 
 
 def _live_objects(cache: ActionCache, expired: set[str], report: GCReport) -> set[str]:
-    keys = {item.key for item in cache.iter_index()} | set(cache.local_keys())
+    keys = set(_index_keys(cache)) | set(cache.local_keys())
     live: set[str] = set()
     for key in sorted(keys - expired):
         entry = cache.get(key)
@@ -104,6 +104,12 @@ def _live_objects(cache: ActionCache, expired: set[str], report: GCReport) -> se
             report.unreadable_records.append(key)
         live.update(reached_by(record))
     return live
+
+
+def _index_keys(cache: ActionCache) -> Iterator[str]:
+    """The keys in the local index, from the file names alone (nothing is read)."""
+    for sha1, _path in _markers(cache.index_dir):
+        yield sha1
 
 
 def _markers(base: Path) -> Iterator[tuple[str, str]]:
