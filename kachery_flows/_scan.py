@@ -34,44 +34,42 @@ def subdirs(path: str) -> list[str]:
         return []
 
 
-def iter_objects(root: str) -> Iterator[tuple[str, str, os.stat_result]]:
-    """``(sha1, path, stat)`` of every object file ``<root>/sha1/aa/bb/cc/<sha1>`` (temp
-    files, misplaced files and anything not a regular file are skipped)."""
+def _shard_entries(root: str) -> Iterator[tuple[str, list[os.DirEntry[str]]]]:
+    """``(shard path, its entries)`` of every ``<root>/sha1/aa/bb/cc``, in order."""
     for level1 in subdirs(f"{root}/sha1"):
         for level2 in subdirs(level1):
             for level3 in subdirs(level2):
-                shard = level3[-8:].replace("/", "")  # "aa/bb/cc" -> "aabbcc"
                 try:
-                    entries = os.scandir(level3)
+                    with os.scandir(level3) as entries:
+                        yield level3, list(entries)
                 except FileNotFoundError:
                     continue
-                with entries:
-                    for entry in entries:
-                        name = entry.name
-                        if name[:6] != shard or not is_sha1_hex(name):
-                            continue
-                        try:
-                            st = entry.stat(follow_symlinks=False)
-                        except FileNotFoundError:
-                            continue
-                        if stat.S_ISREG(st.st_mode):
-                            yield name, entry.path, st
+
+
+def iter_objects(root: str) -> Iterator[tuple[str, str, os.stat_result]]:
+    """``(sha1, path, stat)`` of every object file ``<root>/sha1/aa/bb/cc/<sha1>`` (temp
+    files, misplaced files and anything not a regular file are skipped)."""
+    for level3, entries in _shard_entries(root):
+        shard = level3[-8:].replace("/", "")  # "aa/bb/cc" -> "aabbcc"
+        for entry in entries:
+            name = entry.name
+            if name[:6] != shard or not is_sha1_hex(name):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                yield name, entry.path, st
 
 
 def iter_stray_files(root: str) -> Iterator[str]:
     """Paths of the regular files in the shard directories that are not objects (temp
     files of writers such as kachery-cloud); no ``stat`` per entry."""
-    for level1 in subdirs(f"{root}/sha1"):
-        for level2 in subdirs(level1):
-            for level3 in subdirs(level2):
-                try:
-                    entries = os.scandir(level3)
-                except FileNotFoundError:
-                    continue
-                with entries:
-                    for entry in entries:
-                        if not is_sha1_hex(entry.name) and entry.is_file(follow_symlinks=False):
-                            yield entry.path
+    for _level3, entries in _shard_entries(root):
+        for entry in entries:
+            if not is_sha1_hex(entry.name) and entry.is_file(follow_symlinks=False):
+                yield entry.path
 
 
 def hash_object(path: str) -> tuple[str, int]:
