@@ -16,7 +16,10 @@ contract. Then it measures, on this store:
 * ``to_kachery`` of an array with ``--chunks`` chunks against ``da.to_npy_stack``.
 
 The store is deleted at the end (``--keep`` keeps it). Footprint: about 8 KiB of disk
-per object at 1,000,000 objects (every object has its own ``aa/bb/cc`` directory).
+and two inodes per object at 1,000,000 objects (nearly every object has its own
+``aa/bb/cc`` directory), plus about 8 inodes per memo entry. On tmpfs (``--dir
+/dev/shm``) mind its inode limit: ``--objects 800000 --zone-objects 20000`` gives a store
+of 1,010,000 objects (the memo entries add 200,000) in about 2.6 M inodes.
 """
 
 from __future__ import annotations
