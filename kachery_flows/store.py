@@ -208,7 +208,7 @@ class Store:
         if not local:
             self.upload(ref)
         if created and self.bound is not None:
-            self.bound.added(self.object_path(ref).stat().st_size)
+            self.bound.added(writer.size)
         return ref
 
     # ------------------------------------------------------- action-cache objects
