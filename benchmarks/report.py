@@ -38,6 +38,9 @@ QUICK_ARGS = {
     "bench_kachery_network": ["--sizes-mib", "8", "--repeats", "2"],
     "bench_dask": ["--mb", "20", "--gib", "0.1", "--repeats", "2", "--transfer-repeats", "3"],
     "bench_prefect": ["--mib", "20", "--reps", "2"],
+    "bench_scale": ["--objects", "20000", "--entries", "2000", "--garbage", "200",
+                    "--zone-objects", "2000", "--large-mib", "16", "--large-count", "2",
+                    "--chunks", "500", "--repeats", "2"],
 }
 
 _TITLES = {
@@ -48,6 +51,7 @@ _TITLES = {
     "bench_kachery_network": "The kachery network zone",
     "bench_prefect": "Prefect results",
     "bench_dask": "Dask",
+    "bench_scale": "Scale: a million objects, 100,000 memo entries",
 }
 
 

@@ -16,6 +16,8 @@ variable                   meaning
 ``KACHERY_FLOWS_TRUST_ZONE_PICKLES`` ``1`` lets memo hits unpickle results this store did
                            not pickle itself (written by anyone who can write the zone or
                            the store's ref map); see ``SECURITY.md``
+``KACHERY_FLOWS_MAX_SIZE`` size bound of a local store in front of a zone: bytes, ``200G``
+                           (K/M/G/T, powers of 1024) or ``80%`` of the root's disk
 =========================  ==============================================================
 
 The kachery network zone (``KACHERY_ZONE=kachery:<zone>``, see
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +46,7 @@ __all__ = [
     "default_root",
     "load_network_settings",
     "load_settings",
+    "parse_size",
     "settings_fingerprint",
 ]
 
@@ -55,6 +59,7 @@ ENV_VARIABLES = (
     "KACHERY_CLOUD_MULTI_USER",
     "KACHERY_FLOWS_RETRY_SECONDS",
     "KACHERY_FLOWS_TRUST_ZONE_PICKLES",
+    "KACHERY_FLOWS_MAX_SIZE",
     "HOME",
 )
 
@@ -113,6 +118,7 @@ class Settings:
     multi_user: bool
     retry_seconds: float = 60.0
     trust_zone_pickles: bool = False
+    max_size: str | None = None
 
     @property
     def zones_file(self) -> Path:
@@ -131,7 +137,54 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         multi_user=_flag(env, "KACHERY_CLOUD_MULTI_USER", False),
         retry_seconds=_seconds(env, "KACHERY_FLOWS_RETRY_SECONDS", 60.0),
         trust_zone_pickles=_flag(env, "KACHERY_FLOWS_TRUST_ZONE_PICKLES", False),
+        max_size=_size_setting(env, "KACHERY_FLOWS_MAX_SIZE"),
     )
+
+
+_SIZE = re.compile(r"(?i)\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?\s*")
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+
+
+def parse_size(text: str | int, disk: str | os.PathLike[str] | None = None) -> int:
+    """Bytes from a size: an int, ``"5000000"``, ``"200G"`` (K, M, G, T, P: powers of
+    1024; ``200GB``/``200GiB`` too) or ``"80%"`` of the file system holding ``disk``
+    (its nearest existing parent). :class:`ValueError` for anything else."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        if text < 0:
+            raise ValueError(f"size {text} is negative")
+        return text
+    raw = str(text)
+    if raw.strip().endswith("%"):
+        try:
+            percent = float(raw.strip()[:-1])
+        except ValueError:
+            percent = -1.0
+        if not 0 < percent <= 100:
+            raise ValueError(f"size {raw!r}: a percentage must be in (0, 100]")
+        if disk is None:
+            raise ValueError(f"size {raw!r} is a percentage, but of which disk is not known")
+        path = Path(disk).expanduser().absolute()
+        while not path.exists():
+            path = path.parent
+        usage = os.statvfs(path)
+        return int(usage.f_blocks * usage.f_frsize * percent / 100)
+    match = _SIZE.fullmatch(raw)
+    if match is None:
+        raise ValueError(
+            f"size {raw!r} is not a size: use bytes (5000000), 200G (K/M/G/T) or 80%"
+        )
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def _size_setting(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        parse_size(raw, "/")
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r}: {exc}") from None
+    return raw.strip()
 
 
 def settings_fingerprint(env: Mapping[str, str] | None = None) -> tuple[str | None, ...]:

@@ -34,9 +34,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._scan import subdirs
 from .records import ActionCache, action_cache, reached_by
 from .store import Store, get_default_store
 from .uri import is_sha1_hex
+from .zones.base import object_key
 
 __all__ = ["GCReport", "collect_garbage"]
 
@@ -87,7 +89,7 @@ def _expire(cache: ActionCache, cutoff: float, report: GCReport) -> set[str]:
 
 
 def _live_objects(cache: ActionCache, expired: set[str], report: GCReport) -> set[str]:
-    keys = {item.key for item in cache.iter_index()} | set(cache.local_keys())
+    keys = set(_index_keys(cache)) | set(cache.local_keys())
     live: set[str] = set()
     for key in sorted(keys - expired):
         entry = cache.get(key)
@@ -104,12 +106,20 @@ def _live_objects(cache: ActionCache, expired: set[str], report: GCReport) -> se
     return live
 
 
-def _markers(base: Path) -> Iterator[Path]:
-    """The marker files ``<base>/aa/<sha1>``."""
-    for shard in sorted(base.glob("??")) if base.is_dir() else []:
-        for marker in sorted(shard.iterdir()):
-            if is_sha1_hex(marker.name):
-                yield marker
+def _index_keys(cache: ActionCache) -> Iterator[str]:
+    """The keys in the local index, from the file names alone (nothing is read)."""
+    for sha1, _path in _markers(cache.index_dir):
+        yield sha1
+
+
+def _markers(base: Path) -> Iterator[tuple[str, str]]:
+    """``(sha1, path)`` of the marker files ``<base>/aa/<sha1>``, one shard in memory at a
+    time."""
+    for shard in subdirs(str(base)):
+        with os.scandir(shard) as entries:
+            names = sorted(e.name for e in entries if is_sha1_hex(e.name))
+        for name in names:
+            yield name, f"{shard}/{name}"
 
 
 def _old(path: str, cutoff: float) -> bool:
@@ -141,34 +151,35 @@ def collect_garbage(
         expired = _expire(cache, now - expire_records_days * _DAY, report)
     live = _live_objects(cache, expired, report)
 
-    collectable = [] if report.unreadable_records else list(_markers(store.cache_marks_dir))
-    for marker in collectable:
-        sha1 = marker.name
+    root = str(store.root)
+    for sha1, marker in [] if report.unreadable_records else _markers(store.cache_marks_dir):
         if sha1 in live:
             continue
-        obj = store.object_path(f"sha1://{sha1}")
-        if not obj.exists():
+        obj = f"{root}/{object_key(sha1)}"
+        try:
+            st = os.stat(obj)
+        except FileNotFoundError:
             if not dry_run:
-                marker.unlink(missing_ok=True)
+                Path(marker).unlink(missing_ok=True)
             continue
-        if not (_old(str(obj), cutoff) and _old(str(marker), cutoff)):
+        if not (st.st_mtime < cutoff and _old(marker, cutoff)):
             report.kept_recent.append(sha1)
             continue
-        size = obj.stat().st_size
         report.deleted_objects.append(sha1)
-        report.deleted_bytes += size
+        report.deleted_bytes += st.st_size
         if not dry_run:
-            obj.unlink(missing_ok=True)
-            marker.unlink(missing_ok=True)
+            Path(obj).unlink(missing_ok=True)
+            Path(marker).unlink(missing_ok=True)
     # A trust marker stays true as long as bytes with its hash exist (they are the bytes
-    # this store pickled), so it goes only with its object.
+    # this store pickled), so it goes only with its object; a live entry's stays while
+    # the object is only evicted to the zone (see kachery_flows._evict).
     deleted = set(report.deleted_objects)
-    for marker in [] if report.unreadable_records else _markers(cache.trusted_dir):
-        gone = marker.name in deleted or not store.object_path(f"sha1://{marker.name}").exists()
-        if gone and _old(str(marker), cutoff):
-            report.removed_trust_markers.append(marker.name)
+    for sha1, marker in [] if report.unreadable_records else _markers(cache.trusted_dir):
+        gone = sha1 in deleted or not os.path.exists(f"{root}/{object_key(sha1)}")
+        if gone and sha1 not in live and _old(marker, cutoff):
+            report.removed_trust_markers.append(sha1)
             if not dry_run:
-                marker.unlink(missing_ok=True)
+                Path(marker).unlink(missing_ok=True)
 
     for temp in store.iter_temp_files():
         if _old(str(temp), cutoff):

@@ -36,6 +36,8 @@ from ._atomic import (
     publish,
     staged_writer,
 )
+from ._evict import AccessLog, Bound
+from ._scan import hash_object, iter_objects, iter_stray_files
 from .config import load_settings, settings_fingerprint
 from .errors import (
     CorruptObjectError,
@@ -112,6 +114,12 @@ class Store:
         anyone who can write to the zone (or to this store's ref map). Default: the zone's
         ``trust_pickles`` setting, or ``KACHERY_FLOWS_TRUST_ZONE_PICKLES``; off otherwise,
         and such a hit recomputes instead (see ``SECURITY.md``).
+    max_size:
+        Size bound of this store as a cache of its zone: bytes, or a text such as
+        ``"200G"`` or ``"80%"`` (of the root's disk). When the objects the store adds take
+        it past the bound, least-recently-used objects that the zone verifiably holds
+        are evicted (see :mod:`kachery_flows._evict`); local-only objects never are.
+        Default ``KACHERY_FLOWS_MAX_SIZE``; no bound without it, or without a zone.
 
     Examples
     --------
@@ -134,6 +142,7 @@ class Store:
         fsync: bool | None = None,
         group_shared: bool | None = None,
         trust_zone_pickles: bool | None = None,
+        max_size: int | str | None = None,
     ) -> None:
         settings = load_settings()
         self.root = Path(root).expanduser() if root is not None else settings.root
@@ -146,6 +155,10 @@ class Store:
             zone_trusted = self.zone is not None and self.zone.trust_pickles
             trust_zone_pickles = settings.trust_zone_pickles or zone_trusted
         self.trust_zone_pickles = trust_zone_pickles
+        max_size = settings.max_size if max_size is None else max_size
+        #: The size bound (None: unbounded), see ``max_size``.
+        self.bound = Bound(self, max_size) if max_size is not None and self.zone else None
+        self._access_log = AccessLog(str(self.root))
 
     def __repr__(self) -> str:
         zone = f", zone={self.zone!r}" if self.zone is not None else ""
@@ -194,6 +207,8 @@ class Store:
         ref = Ref(sha1, label, codec)
         if not local:
             self.upload(ref)
+        if created and self.bound is not None:
+            self.bound.added(writer.size)
         return ref
 
     # ------------------------------------------------------- action-cache objects
@@ -378,10 +393,12 @@ class Store:
                 actual = sha1_of_file(writer.path)
             if actual == ref.sha1:
                 dest = self.root / object_key(ref.sha1)
-                publish(
+                created = publish(
                     writer.path, dest, sha1=actual, fsync=self.fsync,
                     group_shared=self.group_shared,
                 )
+                if created and self.bound is not None:
+                    self.bound.added(dest.stat().st_size)
                 return dest
             writer.path.unlink(missing_ok=True)
         raise CorruptObjectError(
@@ -397,6 +414,7 @@ class Store:
         path = self._local_path(ref)
         if path is None:
             return self._fetch(ref)
+        self._access_log.note(ref.sha1)
         if verify:
             actual = sha1_of_file(path)
             if actual != ref.sha1:
@@ -553,9 +571,8 @@ class Store:
 
     def iter_temp_files(self) -> Iterator[Path]:
         """Temp files left by writers: ours (``*.part``) and kachery-cloud's in shards."""
-        for path in self._iter_shard_entries():
-            if not is_sha1_hex(path.name):
-                yield path
+        for stray in iter_stray_files(str(self.root)):
+            yield Path(stray)
         if self.staging_dir.is_dir():
             with os.scandir(self.staging_dir) as entries:
                 for entry in entries:
@@ -578,17 +595,19 @@ class Store:
         deleted with ``remove_temp=True``.
         """
         report = VerifyReport()
-        for path in self._iter_object_files():
-            actual = sha1_of_file(path)
-            size = path.stat().st_size
+        for sha1, object_file, _stat in iter_objects(str(self.root)):
+            try:
+                actual, size = hash_object(object_file)
+            except FileNotFoundError:
+                continue  # evicted or removed meanwhile
             report.checked += 1
             report.bytes_checked += size
             if progress is not None:
                 progress(size)
-            if actual != path.name:
-                report.corrupt.append(path.name)
+            if actual != sha1:
+                report.corrupt.append(sha1)
                 if quarantine:
-                    report.quarantined.append(str(self._quarantine(path)))
+                    report.quarantined.append(str(self._quarantine(Path(object_file))))
         cutoff = time.time() - temp_grace_seconds
         for temp in self.iter_temp_files():
             try:
@@ -661,7 +680,7 @@ def get_default_store() -> Store:
     settings = load_settings()
     key = (
         settings.root, settings.zone, settings.fsync, settings.multi_user,
-        settings.retry_seconds, settings.trust_zone_pickles,
+        settings.retry_seconds, settings.trust_zone_pickles, settings.max_size,
     )
     with _default_lock:
         if _default is None or _default[0] != key:

@@ -39,7 +39,7 @@ EXIT_CODES = {
 }
 
 # Each module defines ``register(subparsers)``; its commands set ``func`` on their parser.
-_COMMAND_MODULES = ("_store", "_zones", "_memo")
+_COMMAND_MODULES = ("_store", "_zones", "_memo", "_prune")
 
 
 def _build_parser() -> argparse.ArgumentParser:

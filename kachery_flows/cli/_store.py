@@ -106,16 +106,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_ls_cache(args: argparse.Namespace) -> int:
+    from .._scan import iter_objects
+
     store = _store(args)
-    rows: list[dict[str, Any]] = []
-    for sha1 in store.iter_hashes():
-        size = store.object_path(f"sha1://{sha1}").stat().st_size
+    # Streamed (a million objects are never all in memory); JSON is one array, one row
+    # per line.
+    write = sys.stdout.write
+    separator = "[\n" if args.json else ""
+    for sha1, _path, st in iter_objects(str(store.root)):
         if args.json:
-            rows.append({"sha1": sha1, "size": size})
+            write(f'{separator}{{"sha1": "{sha1}", "size": {st.st_size}}}')
+            separator = ",\n"
         else:
-            echo(f"sha1://{sha1}\t{size}")
+            write(f"sha1://{sha1}\t{st.st_size}\n")
     if args.json:
-        print_json(rows)
+        write("[]\n" if separator == "[\n" else "\n]\n")
     return EXIT_CODES["ok"]
 
 

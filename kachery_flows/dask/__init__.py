@@ -20,7 +20,7 @@ from .._extras import raise_missing_extra
 try:
     from ._arrays import DEFAULT_LABEL, from_kachery, to_kachery
     from ._manifest import MANIFEST_SCHEMA, ArrayManifest, read_manifest
-    from ._plugin import KacheryPlugin
+    from ._plugin import WORKER_ROOT, KacheryPlugin
     from ._refs import load_ref, load_refs
 except ModuleNotFoundError as exc:
     raise_missing_extra("dask", ("dask", "distributed"), exc)
@@ -28,6 +28,7 @@ except ModuleNotFoundError as exc:
 __all__ = [
     "DEFAULT_LABEL",
     "MANIFEST_SCHEMA",
+    "WORKER_ROOT",
     "ArrayManifest",
     "KacheryPlugin",
     "from_kachery",

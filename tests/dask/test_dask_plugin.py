@@ -16,7 +16,13 @@ import pytest
 
 from kachery_flows import CorruptObjectError, Store, ZoneError, get_default_store
 from kachery_flows.config import load_settings
-from kachery_flows.dask import KacheryPlugin, from_kachery, read_manifest, to_kachery
+from kachery_flows.dask import (
+    WORKER_ROOT,
+    KacheryPlugin,
+    from_kachery,
+    read_manifest,
+    to_kachery,
+)
 from kachery_flows.zones import LocalZone
 
 pytestmark = pytest.mark.integration
@@ -117,6 +123,7 @@ def test_plugin_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         "KACHERY_CLOUD_MULTI_USER": "1",
         "KACHERY_FLOWS_RETRY_SECONDS": "5.0",
         "KACHERY_FLOWS_TRUST_ZONE_PICKLES": None,
+        "KACHERY_FLOWS_MAX_SIZE": None,
         "AWS_PROFILE": "lab",
     }
     assert KacheryPlugin("~/kachery", zone="").environ["KACHERY_CLOUD_DIR"] == "~/kachery"
@@ -124,3 +131,21 @@ def test_plugin_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert KacheryPlugin().root == load_settings().root
     with pytest.raises(TypeError, match="spec string"):
         KacheryPlugin(zone=LocalZone(tmp_path))  # type: ignore[arg-type]
+    assert KacheryPlugin(max_size="200G").environ["KACHERY_FLOWS_MAX_SIZE"] == "200G"
+    assert KacheryPlugin(max_size=10**6).environ["KACHERY_FLOWS_MAX_SIZE"] == "1000000"
+    assert KacheryPlugin(max_size="").environ["KACHERY_FLOWS_MAX_SIZE"] is None
+    with pytest.raises(ValueError, match="not a size"):
+        KacheryPlugin(max_size="lots")
+    assert KacheryPlugin(WORKER_ROOT).environ["KACHERY_CLOUD_DIR"] == "{default}"
+
+
+def test_worker_root_keeps_each_workers_own_root(
+    client: distributed.Client, tmp_path: Path
+) -> None:
+    client.unregister_worker_plugin("kachery-flows")
+    own = client.run(dask_funcs.default_root)  # each worker's own default (nothing written)
+    client.register_plugin(KacheryPlugin(WORKER_ROOT, zone=(tmp_path / "z").as_uri(),
+                                         max_size="1M"))
+    assert client.run(dask_funcs.default_root) == own
+    after = client.run(dask_funcs.worker_environment)
+    assert {env["KACHERY_ZONE"] for env in after.values()} == {(tmp_path / "z").as_uri()}
