@@ -17,8 +17,8 @@ The object is an ordinary store object (uploaded to the zone like ``store_*``), 
 written into the record as it is, so a task that returns a Ref persists ~100 bytes.
 
 ``loads`` fetches the object (through the zone if it is not local), checks it, and decodes
-it; arrays come back as writable copy-on-write memory maps (like the array a task returns
-on its first run; the stored object never changes). A missing or corrupt object raises
+it; arrays come back as writable ``np.ndarray``\ s over a copy-on-write memory map (like
+the array a task returns on its first run; the stored object never changes). A missing or corrupt object raises
 :class:`~kachery_flows.errors.ObjectNotFoundError`, and so does a Ref result whose object
 is gone: Prefect's cache check then reports "no entry" and the task runs again (this
 needs the default record layout, i.e. no ``key_storage`` on the cache policy).
@@ -158,9 +158,10 @@ class KacherySerializer(Serializer):
     def loads(self, blob: bytes) -> Any:
         """Fetch, check and decode what :meth:`dumps` returned.
 
-        Arrays come back as writable copy-on-write memory maps (``np.memmap``, mode
-        ``"c"``), like the writable array a task returns on its first run: writes stay in
-        the process, the stored object never changes.
+        Arrays come back as writable ``np.ndarray``\ s, like the array a task returns on
+        its first run (so Prefect's own ``INPUTS`` policy keys a downstream task alike on
+        both runs), backed by a private copy-on-write memory map: pages load lazily, writes
+        stay in the process and the stored object never changes.
 
         Raises :class:`~kachery_flows.errors.ObjectNotFoundError` when the object is
         missing everywhere or corrupt, :class:`~kachery_flows.errors.DecodeError` when it
@@ -200,8 +201,8 @@ class KacherySerializer(Serializer):
                 f"the result object {ref.uri} is missing or corrupt in {store}; the task "
                 "runs again (a corrupt local copy was moved to the quarantine)", uri=ref.uri,
             )
-        if codec == "npy":
+        if codec == "npy":  # a plain ndarray over a private (copy-on-write) memory map
             import numpy as np
 
-            return np.load(value.filename, mmap_mode="c", allow_pickle=False)
+            return np.asarray(np.load(value.filename, mmap_mode="c", allow_pickle=False))
         return value
