@@ -17,8 +17,9 @@ The object is an ordinary store object (uploaded to the zone like ``store_*``), 
 written into the record as it is, so a task that returns a Ref persists ~100 bytes.
 
 ``loads`` fetches the object (through the zone if it is not local), checks it, and decodes
-it; arrays come back as writable ``np.ndarray``\ s over a copy-on-write memory map (like
-the array a task returns on its first run; the stored object never changes). A missing or corrupt object raises
+it; arrays come back as writable ``np.ndarray`` objects over a copy-on-write memory map
+(like the array a task returns on its first run; the stored object never changes). A
+missing or corrupt object raises
 :class:`~kachery_flows.errors.ObjectNotFoundError`, and so does a Ref result whose object
 is gone: Prefect's cache check then reports "no entry" and the task runs again (this
 needs the default record layout, i.e. no ``key_storage`` on the cache policy).
@@ -158,7 +159,7 @@ class KacherySerializer(Serializer):
     def loads(self, blob: bytes) -> Any:
         """Fetch, check and decode what :meth:`dumps` returned.
 
-        Arrays come back as writable ``np.ndarray``\ s, like the array a task returns on
+        Arrays come back as writable ``np.ndarray`` objects, like the array a task returns on
         its first run (so Prefect's own ``INPUTS`` policy keys a downstream task alike on
         both runs), backed by a private copy-on-write memory map: pages load lazily, writes
         stay in the process and the stored object never changes.

@@ -15,9 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 from prefect import flow
-from prefect_tasks import make_signal, runs
-
 from prefect._internal.result_records import ResultRecord, ResultRecordMetadata
+from prefect_tasks import make_signal, runs
 
 from kachery_flows import InvalidRefNameError, ObjectNotFoundError, Store, parse_uri
 from kachery_flows.prefect import KacherySerializer, KacheryStorage
