@@ -51,7 +51,7 @@ CODE = "def dog(p: str) -> int:\n    print('woof!' + p)  # !@#$%^&*()_+-\n"
 # Prefect's SERIALIZER_TEST_CASES: values every serializer must round-trip
 VALUES = [
     1, "test", {"foo": "bar"}, ["x", "y"], UUID, Model(x=1, y=UUID), Pair(1, "test"),
-    "test string".encode(), "test string".encode("ascii"), PairBytes(1, b"test"),
+    b"test string", "test string".encode("ascii"), PairBytes(1, b"test"),
     # JSONSerializer's complex-bytes cases
     CODE.encode(), CODE.encode("latin_1"), [CODE.encode()], {"key": CODE.encode("ascii")},
 ]
