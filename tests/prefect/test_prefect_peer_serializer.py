@@ -181,6 +181,11 @@ class NeedsTwoArguments(Exception):
     def __init__(self, code: int, detail: str) -> None:
         super().__init__(f"{code}: {detail}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # what plain pickle does (the class and its args), whatever hooks other code
+        # installed for exceptions in this process (a Prefect run does)
+        return (type(self), self.args)
+
 
 def test_an_intact_result_that_cannot_be_unpickled_is_not_called_corrupt(store: Store) -> None:
     ser = KacherySerializer(store=store)
