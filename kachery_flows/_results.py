@@ -106,7 +106,7 @@ def _json_exact(value: Any, depth: int = 0) -> bool:
         # (4300 by default, in the writer and in any reader): larger ones are pickled.
         limit: int = getattr(sys, "get_int_max_str_digits", lambda: 0)()
         digits = min(limit, 4300) if limit else 4300
-        return value.bit_length() <= digits * 3.32  # then abs(value) < 10**digits
+        return bool(value.bit_length() <= digits * 3.32)  # then abs(value) < 10**digits
     if cls is float:
         return math.isfinite(value)
     if cls is list:
