@@ -12,8 +12,10 @@ database), flow heartbeats off:
 
 Contenders: ``@task(persist_result=True, cache_policy=INPUTS + TASK_SOURCE)`` (Prefect's
 pickle serializer, base64 in a JSON record; ``DEFAULT`` includes the run id and never hits
-across runs), ``@kachery_task`` and ``@kachery_task(return_ref=True)`` (the task returns a
-Ref; a hit does not load the array). In the timed runs the task returns an array built
+across runs), ``@kachery_task``, ``@kachery_task(return_ref=True)`` (the task returns a
+Ref; a hit does not load the array) and ``@kachery_task(artifact=True)`` (publishes a UI
+artifact per persisted result; also timed on a 2-item result, where its API call is not
+hidden by the array's write). In the timed runs the task returns an array built
 beforehand (a different one per input), so the figures are persistence alone; the Dask run
 fills a new array in the worker. Stores use their defaults: kachery fsyncs, Prefect's
 local storage does not.
@@ -61,6 +63,7 @@ from kachery_flows.prefect import kachery_task  # noqa: E402
 DEFAULT = "prefect default"
 KACHERY = "kachery_task"
 KACHERY_REF = "kachery_task(return_ref)"
+KACHERY_ARTIFACT = "kachery_task(artifact)"
 
 
 #: The arrays the timed tasks return, one per seed, built before timing starts: the task
@@ -77,17 +80,24 @@ def _fill(n: int, seed: int) -> Any:
     return np.full(n, float(seed))
 
 
+def _small(n: int, seed: int) -> list[int]:
+    return [n, seed]
+
+
 def _storage(results: Path, name: str) -> Path:
     return results / name.replace("(", "-").replace(")", "")
 
 
-def _contenders(results: Path, body: Any) -> dict[str, Any]:
-    """The three contenders for ``body``, each with its own result storage directory."""
+def _contenders(results: Path, body: Any, artifact: bool = False) -> dict[str, Any]:
+    """The contenders for ``body``, each with its own result storage directory (with
+    ``artifact``, also ``kachery_task(artifact=True)``, which publishes a UI artifact)."""
     tasks: dict[str, Any] = {
         DEFAULT: task(persist_result=True, cache_policy=INPUTS + TASK_SOURCE)(body),
         KACHERY: kachery_task(body),
         KACHERY_REF: kachery_task(return_ref=True)(body),
     }
+    if artifact:
+        tasks[KACHERY_ARTIFACT] = kachery_task(artifact=True)(body)
     for name, t in tasks.items():
         _storage(results, name).mkdir(parents=True)
         tasks[name] = t.with_options(name=name, result_storage=_storage(results, name))
@@ -145,7 +155,8 @@ def main() -> None:
             {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_RESULTS_LOCAL_STORAGE_PATH: results}
         ):
             ARRAYS.update((seed, np.full(n, float(seed))) for seed in range(args.reps + 1))
-            tasks = _contenders(results / "timed", _precomputed)
+            tasks = _contenders(results / "timed", _precomputed, artifact=True)
+            small = _contenders(results / "small", _small, artifact=True)
 
             @flow
             def timed(first_seed: int, reps: int) -> dict[str, list[float]]:
@@ -158,6 +169,15 @@ def main() -> None:
             timed(0, 1)
             misses = timed(1, args.reps)
             hits = timed(1, args.reps)
+
+            @flow
+            def small_misses(first_seed: int, reps: int) -> dict[str, list[float]]:
+                cases = {name: (lambda r, t=t: t(3, first_seed + r))
+                         for name, t in small.items()}
+                return interleaved(cases, reps)
+
+            small_misses(10_000, 1)  # warm-up
+            small_miss = small_misses(20_000, 5 * args.reps)
             records = {name: _record_size(results / "timed", name) for name in tasks}
             states = _dask_state_sizes(_contenders(results / "dask", _fill), n)
         title = f"a task returning a {args.mib} MiB float64 array (median of {args.reps})"
@@ -173,8 +193,15 @@ def main() -> None:
             {"what": "hit, return_ref (no load)", "ours": hit[KACHERY_REF],
              "anchor": hit[DEFAULT], "anchor_name": DEFAULT},
         ])
+        small = {name: median(ts) for name, ts in small_miss.items()}
+        print_table("a task returning a 2-item list: miss (persist a new result), "
+                    f"median of {5 * args.reps}", list(small.items()), DEFAULT)
+        extra_small = (small[KACHERY_ARTIFACT] - small[KACHERY]) * 1e3
+        extra_big = (miss[KACHERY_ARTIFACT] - miss[KACHERY]) * 1e3
+        note(f"UI artifact per persisted result: {extra_small:+.1f} ms on a small result, "
+             f"{extra_big:+.1f} ms on the {args.mib} MiB one (one API call): off by default")
         print()
-        for name in tasks:
+        for name in states:
             state, data = states[name]
             note(
                 f"{name}: record on disk {_fmt_bytes(records[name])}, State shipped under "

@@ -112,8 +112,14 @@ def _json_exact(value: Any, depth: int = 0) -> bool:
     if depth > 100:
         return False
     cls = type(value)
-    if cls is str or cls is int or cls is bool or value is None:
+    if cls is str or cls is bool or value is None:
         return True
+    if cls is int:
+        # json writes ints with str(), limited to sys.get_int_max_str_digits() digits
+        # (4300 by default, in the writer and in any reader): larger ones are pickled.
+        limit: int = getattr(sys, "get_int_max_str_digits", lambda: 0)()
+        digits = min(limit, 4300) if limit else 4300
+        return bool(value.bit_length() <= digits * 3.32)  # then abs(value) < 10**digits
     if cls is float:
         return math.isfinite(value)
     if cls is list:

@@ -28,7 +28,7 @@ from .._extras import raise_missing_extra
 try:
     from ._policy import KACHERY_DEFAULT, PREFECT_KEY_SCHEMA, KacheryInputs
     from ._serializer import KacherySerializer
-    from ._storage import KacheryStorage
+    from ._storage import KacheryStorage, RefusedRecordError
     from ._task import kachery_task
 except ModuleNotFoundError as exc:
     raise_missing_extra("prefect", ("prefect", "prefect_dask", "pydantic", "anyio"), exc)
@@ -39,5 +39,6 @@ __all__ = [
     "KacheryInputs",
     "KacherySerializer",
     "KacheryStorage",
+    "RefusedRecordError",
     "kachery_task",
 ]

@@ -17,7 +17,9 @@ The object is an ordinary store object (uploaded to the zone like ``store_*``), 
 written into the record as it is, so a task that returns a Ref persists ~100 bytes.
 
 ``loads`` fetches the object (through the zone if it is not local), checks it, and decodes
-it; arrays come back memory-mapped read-only. A missing or corrupt object raises
+it; arrays come back as writable ``np.ndarray`` objects over a copy-on-write memory map
+(like the array a task returns on its first run; the stored object never changes). A
+missing or corrupt object raises
 :class:`~kachery_flows.errors.ObjectNotFoundError`, and so does a Ref result whose object
 is gone: Prefect's cache check then reports "no entry" and the task runs again (this
 needs the default record layout, i.e. no ``key_storage`` on the cache policy).
@@ -28,39 +30,29 @@ its zone's pickles (``KACHERY_FLOWS_TRUST_ZONE_PICKLES=1`` or ``"trust_pickles":
 ``zones.json``). Any other pickle raises :class:`~kachery_flows.errors.UnsafePickleError`
 before a byte of it is read, and Prefect runs the task again: records from a shared result
 directory or zone cannot make this process run code. Arrays, JSON and bytes need no trust.
+
+Records cannot choose their reader's store either: the store is the serializer's ``store=``
+(set in code, never written to records) or the reading process's default store, and a
+record naming a ``root`` or ``zone`` is refused (Prefect then runs the task again).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 from typing import Any
 
 from prefect.context import TaskRunContext
 from prefect.serializers import Serializer
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 
 from .. import codecs
 from .._results import MISS, load_value, put_value
-from ..errors import ObjectNotFoundError, UnsafePickleError
+from ..errors import DecodeError, ObjectNotFoundError, UnsafePickleError
 from ..records import action_cache
 from ..store import Store, get_default_store
 from ..uri import Ref, parse_uri
 
 __all__ = ["KacherySerializer"]
-
-
-@functools.lru_cache(maxsize=16)
-def _open_store(root: str | None, zone: str | None) -> Store:
-    return Store(root, zone=zone)
-
-
-def store_for(root: str | None, zone: str | None) -> Store:
-    """The store named by a serializer's or block's ``root``/``zone`` fields: the default
-    store (read from the environment of the process at call time) when both are None."""
-    if root is None and zone is None:
-        return get_default_store()
-    return _open_store(root, zone)
 
 
 def _stem() -> str:
@@ -74,7 +66,8 @@ def _encode_ref(ref: Ref) -> bytes:
     return codecs.encode_json({"codec": ref.codec, "ref": ref.uri, "zone": ref.zone})
 
 
-def _decode_ref(blob: bytes) -> Ref:
+def decode_ref(blob: bytes) -> Ref:
+    """The Ref of a record written by :meth:`KacherySerializer.dumps` for a Ref result."""
     try:
         doc = json.loads(blob)
         ref = parse_uri(doc["ref"])
@@ -83,54 +76,103 @@ def _decode_ref(blob: bytes) -> Ref:
         raise ValueError(f"not a kachery Ref record: {blob[:200]!r} ({exc})") from exc
 
 
+_RECORD_STORE_KEYS = ("root", "zone")
+
+
 class KacherySerializer(Serializer):
     """A Prefect result serializer that stores results in kachery (``type="kachery"``).
 
     Use it as ``@task(result_serializer=KacherySerializer())`` (or through
-    :func:`~kachery_flows.prefect.kachery_task`). The record Prefect writes then holds only
-    the result's URI; the bytes live in the kachery store and its zone, deduplicated by
-    content. Every process that reads such a record must have imported
-    ``kachery_flows.prefect`` (Prefect does not import serializers by itself).
+    :func:`~kachery_flows.prefect.kachery_task`), or for every task and flow with
+    Prefect's settings alone: ``PREFECT_RESULTS_DEFAULT_SERIALIZER=kachery`` plus
+    ``PREFECT_PLUGINS_ENABLED=true`` (the plugin registers this class in every process
+    that imports Prefect; see ``docs/prefect.md``). The record Prefect writes then holds
+    only the result's URI; the bytes live in the kachery store and its zone, deduplicated
+    by content.
 
     Parameters
     ----------
-    root:
-        Store root to use; default: the default store of the process that runs the task
-        or reads the record (``KACHERY_CLOUD_DIR``), so each machine uses its own cache.
-    zone:
-        Zone spec (as in ``KACHERY_ZONE``) to upload results to and fetch them from;
-        default: the default store's zone. Both fields are written into every record.
+    store:
+        The :class:`~kachery_flows.Store` to write to and read from; default: the default
+        store of the process that runs the task or reads the record (``KACHERY_CLOUD_DIR``,
+        ``KACHERY_ZONE``), so each machine uses its own cache. It is never written into
+        records: a record cannot choose the store its reader reads (a record naming a
+        ``root`` or ``zone`` is refused, and Prefect runs the task again).
+    artifact:
+        Publish a Prefect markdown artifact for every persisted result (URI, size, codec,
+        cache key, how to load it): visible on the task run's page in Prefect's UI.
+        Costs one API call per result; off by default.
+
+    Examples
+    --------
+    >>> from kachery_flows.prefect import KacherySerializer
+    >>> ser = KacherySerializer()
+    >>> ser.loads(ser.dumps({"a": [1, 2]}))
+    {'a': [1, 2]}
+    >>> ser.model_dump()
+    {'type': 'kachery', 'artifact': False}
     """
 
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
     type: str = Field(default="kachery", frozen=True)
-    root: str | None = None
-    zone: str | None = None
+    artifact: bool = False
+    store: Store | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_record_stores(cls, data: Any) -> Any:
+        """Records of earlier versions hold ``"root": null, "zone": null``; any other value
+        would let a record pick what its reader opens."""
+        if isinstance(data, dict) and any(k in data for k in _RECORD_STORE_KEYS):
+            named = {k: data[k] for k in _RECORD_STORE_KEYS if data.get(k) is not None}
+            if named:
+                raise ValueError(
+                    f"this kachery result record names a store ({named}); records cannot "
+                    "choose the store their reader opens, so it is refused and the task "
+                    "runs again. Readers use their own KACHERY_CLOUD_DIR / KACHERY_ZONE."
+                )
+            data = {k: v for k, v in data.items() if k not in _RECORD_STORE_KEYS}
+        return data
 
     def get_store(self) -> Store:
         """The :class:`~kachery_flows.Store` results are written to and read from."""
-        return store_for(self.root, self.zone)
+        return self.store if self.store is not None else get_default_store()
 
     def dumps(self, obj: Any) -> bytes:
         """Store ``obj`` (unless it is a Ref) and return the record text (see module docs)."""
-        if isinstance(obj, Ref):
-            return _encode_ref(obj)
         store = self.get_store()
-        ref = put_value(store, obj, _stem())
-        if ref.codec == "pkl":
-            action_cache(store).trust(ref.sha1)
-        return ref.uri.encode("ascii")
+        if isinstance(obj, Ref):
+            blob = _encode_ref(obj)
+            ref = obj
+        else:
+            ref = put_value(store, obj, _stem())
+            if ref.codec == "pkl":
+                action_cache(store).trust(ref.sha1)
+            blob = ref.uri.encode("ascii")
+        if self.artifact:
+            from ._artifact import publish_result_artifact
+
+            publish_result_artifact(store, ref, ref.codec or ref.guess_codec() or "bytes")
+        return blob
 
     def loads(self, blob: bytes) -> Any:
         """Fetch, check and decode what :meth:`dumps` returned.
 
+        Arrays come back as writable ``np.ndarray`` objects, like the array a task returns on
+        its first run (so Prefect's own ``INPUTS`` policy keys a downstream task alike on
+        both runs), backed by a private copy-on-write memory map: pages load lazily, writes
+        stay in the process and the stored object never changes.
+
         Raises :class:`~kachery_flows.errors.ObjectNotFoundError` when the object is
-        missing everywhere or corrupt, and :class:`~kachery_flows.errors.UnsafePickleError`
-        for a pickle this store may not unpickle (see the module docs); Prefect then
-        recomputes the task.
+        missing everywhere or corrupt, :class:`~kachery_flows.errors.DecodeError` when it
+        is intact but cannot be decoded here (e.g. a pickled class that this process cannot
+        import), and :class:`~kachery_flows.errors.UnsafePickleError` for a pickle this
+        store may not unpickle (see the module docs); Prefect then recomputes the task.
         """
         store = self.get_store()
         if blob[:1] == b"{":
-            ref = _decode_ref(blob)
+            ref = decode_ref(blob)
             if not store.exists(ref):
                 raise ObjectNotFoundError(
                     f"the Ref {ref.uri} in this Prefect result is missing from {store}; "
@@ -149,8 +191,19 @@ class KacherySerializer(Serializer):
             )
         value = load_value(store, ref, codec)
         if value is MISS:
+            if store.object_path(ref).is_file():
+                raise DecodeError(
+                    f"the result object {ref.uri} in {store} is intact but could not be "
+                    f"decoded as {codec} in this process (e.g. its pickled class cannot be "
+                    "imported or constructed here); it stays in the store and the task "
+                    "runs again"
+                )
             raise ObjectNotFoundError(
                 f"the result object {ref.uri} is missing or corrupt in {store}; the task "
                 "runs again (a corrupt local copy was moved to the quarantine)", uri=ref.uri,
             )
+        if codec == "npy":  # a plain ndarray over a private (copy-on-write) memory map
+            import numpy as np
+
+            return np.asarray(np.load(value.filename, mmap_mode="c", allow_pickle=False))
         return value

@@ -18,23 +18,100 @@ Prefect's rules for storage blocks, all followed here:
   a process that never imported ``kachery_flows.prefect``.
 
 Record objects are ordinary store objects (never collected by ``kachery-flows gc``).
+
+The block keeps only what the kachery serializer writes: a record (or a ``key_storage``
+metadata document) whose serializer is ``{"type": "kachery"}`` with no store named, or a
+bare kachery payload (a ``sha1://`` URI or a Ref document). Anything else raises
+:class:`RefusedRecordError`, on write (Prefect logs it; the result is not cached) and on
+read (Prefect's cache check counts it as no entry and the task runs again): a record
+planted in a shared zone cannot make a reader unpickle it with Prefect's pickle serializer.
 """
 
 from __future__ import annotations
 
+import functools
+import json
+from typing import Any
+
 import anyio.to_thread
 from prefect.filesystems import WritableFileSystem
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from .._results import MISS, load_value
-from ..errors import ObjectNotFoundError
+from ..errors import KacheryError, ObjectNotFoundError
 from ..records import RefMap
-from ..store import Store
+from ..store import Store, get_default_store
 from ..uri import parse_uri
 from ..zones.base import validate_ref_name
-from ._serializer import store_for
+from ._serializer import KacherySerializer, decode_ref
 
-__all__ = ["KacheryStorage"]
+__all__ = ["KacheryStorage", "RefusedRecordError"]
+
+
+class RefusedRecordError(KacheryError, ValueError):
+    """:class:`KacheryStorage` holds only what the kachery serializer writes; this record
+    (or payload) came from another serializer, or names a store."""
+
+
+@functools.lru_cache(maxsize=16)
+def _open_store(root: str | None, zone: str | None) -> Store:
+    return Store(root, zone=zone)
+
+
+def store_for(root: str | None, zone: str | None) -> Store:
+    """The store named by a block's ``root``/``zone`` fields: the default store (read
+    from the environment of the process at call time) when both are None."""
+    if root is None and zone is None:
+        return get_default_store()
+    return _open_store(root, zone)
+
+
+def _serializer_is_kachery(serializer: Any) -> bool:
+    if not isinstance(serializer, dict) or serializer.get("type") != "kachery":
+        return False
+    try:
+        KacherySerializer.model_validate(serializer)
+    except ValidationError:
+        return False
+    return True
+
+
+def _is_kachery_payload(content: bytes) -> bool:
+    try:
+        if content[:1] == b"{":
+            decode_ref(content)
+        else:
+            parse_uri(content.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def check_record(content: bytes, name: str) -> bytes:
+    """``content`` if it is a kachery record, metadata document or payload (see the
+    module docs); else :class:`RefusedRecordError`."""
+    try:
+        doc = json.loads(content)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and isinstance(doc.get("metadata"), dict):
+        serializer = doc["metadata"].get("serializer")
+    elif isinstance(doc, dict) and "serializer" in doc:
+        serializer = doc["serializer"]
+    elif _is_kachery_payload(content):
+        return content
+    else:
+        serializer = None
+    if not _serializer_is_kachery(serializer):
+        shown = json.dumps(serializer)[:200] if serializer is not None else "none"
+        raise RefusedRecordError(
+            f"the Prefect record {name!r} was not written by the kachery serializer "
+            f"(serializer: {shown}); KacheryStorage keeps only kachery records, so it is "
+            "refused and the task runs again. Use KacheryStorage with "
+            "result_serializer=KacherySerializer() or PREFECT_RESULTS_DEFAULT_SERIALIZER="
+            "kachery (docs/prefect.md)."
+        )
+    return content
 
 
 class KacheryStorage(WritableFileSystem):
@@ -89,7 +166,7 @@ class KacheryStorage(WritableFileSystem):
                 f"corrupt in {store}; the task runs again", uri=ref.uri,
             )
         assert isinstance(data, bytes)
-        return data
+        return check_record(data, name)
 
     def write_path(  # type: ignore[override]
         self, path: str, content: bytes, _sync: bool | None = None
@@ -97,6 +174,7 @@ class KacheryStorage(WritableFileSystem):
         """Store ``content`` and point ``path`` at it; returns the object's URI."""
         store = self.get_store()
         name = self._name(path)
+        check_record(content, name)
         ref = store.put_bytes(content)
         RefMap(store).set(name, ref.uri)
         return ref.uri

@@ -76,6 +76,7 @@ def kachery_task(
     version: str | None = ...,
     cache_policy: CachePolicy | None = ...,
     result_serializer: Any = ...,
+    artifact: bool = ...,
     **task_options: Any,
 ) -> _TaskDecorator: ...
 @overload
@@ -85,6 +86,7 @@ def kachery_task(
     version: str | None = ...,
     cache_policy: CachePolicy | None = ...,
     result_serializer: Any = ...,
+    artifact: bool = ...,
     **task_options: Any,
 ) -> _RefTaskDecorator: ...
 def kachery_task(
@@ -95,6 +97,7 @@ def kachery_task(
     version: str | None = None,
     cache_policy: CachePolicy | None = None,
     result_serializer: Any = None,
+    artifact: bool = False,
     **task_options: Any,
 ) -> Any:
     """``prefect.task`` with :class:`KacherySerializer`, a kachery cache policy and
@@ -120,11 +123,22 @@ def kachery_task(
         to compute once across processes.
     result_serializer:
         Default: ``KacherySerializer()`` (the default store of each process).
+    artifact:
+        Publish a Prefect markdown artifact per persisted result (its URI, size, codec,
+        cache key and how to load it), shown on the task run's page in Prefect's UI:
+        ``KacherySerializer(artifact=True)``. One API call per result; off by default.
     task_options:
         Any other ``prefect.task`` keyword argument (``retries``, ``name``, ``tags``,
         ``cache_expiration``, ``result_storage``, ``persist_result``...).
     """
     serializer = result_serializer if result_serializer is not None else KacherySerializer()
+    if artifact:
+        if not isinstance(serializer, KacherySerializer):
+            raise TypeError(
+                "kachery_task(artifact=True) needs the KacherySerializer, not "
+                f"{type(serializer).__name__}"
+            )
+        serializer = serializer.model_copy(update={"artifact": True})
     if cache_policy is None:
         cache_policy = KACHERY_DEFAULT if version is None else KacheryInputs()
     options: dict[str, Any] = {

@@ -131,7 +131,7 @@ def test_another_machine_hits_the_cache_through_shared_results_and_zone(
     out = _output(_start(script, ["5000", "11"], _env(
         prefect_api_url, results_dir, KACHERY_CLOUD_DIR=str(machine_b),
     )))
-    assert out == {"state": "Cached", "sum": expected, "type": "memmap"}
+    assert out == {"state": "Cached", "sum": expected, "type": "ndarray"}
     assert runs(marker, "make_signal") == 1
     b_objects = set(Store(machine_b).iter_hashes())
     assert b_objects and b_objects <= set(Store(zone).iter_hashes())  # fetched from the zone

@@ -34,7 +34,11 @@ def test_dumps_returns_the_uri_of_the_stored_object() -> None:
     assert ref.sha1 == parse_uri(kachery_flows.store_npy(a)).sha1
     loaded = SER.loads(blob)
     np.testing.assert_array_equal(loaded, a)
-    assert isinstance(loaded, np.memmap) and not loaded.flags.writeable
+    # writable like the array the task returned on its first run, copy-on-write on disk
+    assert type(loaded) is np.ndarray and loaded.flags.writeable
+    assert isinstance(loaded.base, np.memmap) and loaded.base.mode == "c"  # lazy, private
+    loaded[0, 0] = 99.0
+    np.testing.assert_array_equal(SER.loads(blob), a)  # the stored object never changes
 
 
 @pytest.mark.parametrize(
@@ -105,15 +109,15 @@ def test_a_corrupt_object_is_quarantined_and_reported_missing() -> None:
 
 def test_results_travel_through_the_zone(tmp_path: Path) -> None:
     zone = f"file://{tmp_path}/zone"
-    writer = KacherySerializer(root=str(tmp_path / "machine-a"), zone=zone)
-    reader = KacherySerializer(root=str(tmp_path / "machine-b"), zone=zone)
+    writer = KacherySerializer(store=Store(tmp_path / "machine-a", zone=zone))
+    reader = KacherySerializer(store=Store(tmp_path / "machine-b", zone=zone))
     a = np.arange(1000.0)
     blob = writer.dumps(a)
     assert reader.get_store().root != writer.get_store().root
     np.testing.assert_array_equal(reader.loads(blob), a)
     assert reader.get_store().object_path(blob.decode()).exists()
     with pytest.raises(ObjectNotFoundError):
-        KacherySerializer(root=str(tmp_path / "machine-c")).loads(blob)
+        KacherySerializer(store=Store(tmp_path / "machine-c")).loads(blob)
 
 
 def test_prefect_results_are_never_garbage_collected(store: Store) -> None:
@@ -124,7 +128,7 @@ def test_prefect_results_are_never_garbage_collected(store: Store) -> None:
     entry_ref = memo.ref(5)
     control = memo.ref(6)
     memo.clear()  # the memo result is unreachable now: gc may take it ...
-    ser = KacherySerializer(root=str(store.root))
+    ser = KacherySerializer(store=Store(store.root))
     prefect_blob = ser.dumps(list(range(7)))
     shared_blob = ser.dumps(list(range(5)))  # ... unless Prefect stored the same bytes
     assert parse_uri(shared_blob.decode()).sha1 == entry_ref.sha1
@@ -146,8 +150,8 @@ def test_pickles_from_another_store_are_not_unpickled_without_trust(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     zone = f"file://{tmp_path}/zone"
-    writer = KacherySerializer(root=str(tmp_path / "machine-a"), zone=zone)
-    reader = KacherySerializer(root=str(tmp_path / "machine-b"), zone=zone)
+    writer = KacherySerializer(store=Store(tmp_path / "machine-a", zone=zone))
+    reader = KacherySerializer(store=Store(tmp_path / "machine-b", zone=zone))
     blob = writer.dumps(Point(2.5))
     assert blob.decode().endswith(".pkl")
     assert writer.loads(blob).x == 2.5  # the store that pickled it trusts it
@@ -157,12 +161,12 @@ def test_pickles_from_another_store_are_not_unpickled_without_trust(
     np.testing.assert_array_equal(reader.loads(writer.dumps(np.ones(3))), np.ones(3))
 
     monkeypatch.setenv("KACHERY_FLOWS_TRUST_ZONE_PICKLES", "1")
-    trusting = KacherySerializer(root=str(tmp_path / "machine-c"), zone=zone)
+    trusting = KacherySerializer(store=Store(tmp_path / "machine-c", zone=zone))
     assert trusting.loads(blob).x == 2.5
 
 
 def test_gc_keeps_trust_in_prefect_pickles(store: Store) -> None:
-    ser = KacherySerializer(root=str(store.root))
+    ser = KacherySerializer(store=Store(store.root))
     blob = ser.dumps(Point(1.0))
     collect_garbage(store, older_than_days=0)
     assert ser.loads(blob).x == 1.0

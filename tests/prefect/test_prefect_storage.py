@@ -15,25 +15,37 @@ from typing import Any
 import numpy as np
 import pytest
 from prefect import flow
+from prefect._internal.result_records import ResultRecord, ResultRecordMetadata
 from prefect_tasks import make_signal, runs
 
 from kachery_flows import InvalidRefNameError, ObjectNotFoundError, Store, parse_uri
-from kachery_flows.prefect import KacheryStorage
+from kachery_flows.prefect import KacherySerializer, KacheryStorage
 
 HERE = Path(__file__).parent
 
 
+def kachery_record(value: object) -> bytes:
+    """A Prefect result record of ``value`` written by the kachery serializer."""
+    record = ResultRecord(metadata=ResultRecordMetadata(serializer=KacherySerializer()),
+                          result=value)
+    return record.serialize()
+
+
+RECORD = kachery_record([1, 2, 3])
+
+
 def test_write_then_read_through_the_ref_map(tmp_path: Path) -> None:
     block = KacheryStorage(root=str(tmp_path / "store"))
-    uri = block.write_path("0123abcd", b"record bytes", _sync=True)
-    assert block.read_path("0123abcd", _sync=True) == b"record bytes"
-    assert Store(tmp_path / "store").load_bytes(uri) == b"record bytes"
+    uri = block.write_path("0123abcd", RECORD, _sync=True)
+    assert block.read_path("0123abcd", _sync=True) == RECORD
+    assert Store(tmp_path / "store").load_bytes(uri) == RECORD
     name = tmp_path / "store" / ".kachery-flows" / "refs" / "prefect-results" / "0123abcd"
     assert name.read_text() == uri
     assert block._resolve_path("0123abcd") == "0123abcd"
-    assert asyncio.run(block.aread_path("0123abcd")) == b"record bytes"
-    asyncio.run(block.awrite_path("0123abcd", b"new"))
-    assert block.read_path("0123abcd") == b"new"
+    assert asyncio.run(block.aread_path("0123abcd")) == RECORD
+    new = kachery_record("new")
+    asyncio.run(block.awrite_path("0123abcd", new))
+    assert block.read_path("0123abcd") == new
     keys = KacheryStorage(root=str(tmp_path / "store"), namespace="prefect-keys")
     with pytest.raises(FileNotFoundError):
         keys.read_path("0123abcd")  # namespaces never alias
@@ -43,23 +55,23 @@ def test_bad_names_and_missing_objects(tmp_path: Path) -> None:
     block = KacheryStorage(root=str(tmp_path / "store"))
     for bad in ("../escape", "a//b", "with space"):
         with pytest.raises(InvalidRefNameError):
-            block.write_path(bad, b"x")
+            block.write_path(bad, RECORD)
     with pytest.raises(FileNotFoundError):
         block.read_path("never-written")
-    uri = block.write_path("k", b"payload")
+    uri = block.write_path("k", RECORD)
     object_path = block.get_store().object_path(uri)
     object_path.write_bytes(b"corrupt")
     with pytest.raises(ObjectNotFoundError, match="missing or corrupt"):
         block.read_path("k")
     assert not object_path.exists()  # moved to the quarantine; a rewrite replaces it
-    block.write_path("k", b"payload")
-    assert block.read_path("k") == b"payload"
+    block.write_path("k", RECORD)
+    assert block.read_path("k") == RECORD
 
 
 def test_the_map_lives_in_a_writable_zone(tmp_path: Path) -> None:
     zone = f"file://{tmp_path}/zone"
-    KacheryStorage(root=str(tmp_path / "a"), zone=zone).write_path("key1", b"shared")
-    assert KacheryStorage(root=str(tmp_path / "b"), zone=zone).read_path("key1") == b"shared"
+    KacheryStorage(root=str(tmp_path / "a"), zone=zone).write_path("key1", RECORD)
+    assert KacheryStorage(root=str(tmp_path / "b"), zone=zone).read_path("key1") == RECORD
     assert (tmp_path / "zone" / "refs" / "prefect-results" / "key1").is_file()
 
 
