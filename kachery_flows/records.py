@@ -46,6 +46,7 @@ from typing import Any
 
 from . import codecs
 from ._atomic import create_marker, make_dirs, staged_writer
+from ._lineage_index import note_producer
 from ._lock import FileLock
 from ._results import MISS, StoredResult, load_result, result_exists, scan_refs
 from .errors import (
@@ -276,6 +277,7 @@ class ActionCache:
         """Point ``key`` at ``entry`` (the result and record must already be stored)."""
         self._set(key, entry)
         self._write_index(key, function, entry)
+        note_producer(self.store, self.refs, entry.result, entry.record)
 
     def forget(self, key: str) -> bool:
         """Remove ``key``'s entry and index entry; True if there was an entry."""

@@ -46,6 +46,7 @@ from ..errors import ObjectNotFoundError, UnsafePickleError
 from ..records import action_cache
 from ..store import Store, get_default_store
 from ..uri import Ref, parse_uri
+from ._lineage import note_task_result
 
 __all__ = ["KacherySerializer"]
 
@@ -113,9 +114,11 @@ class KacherySerializer(Serializer):
     def dumps(self, obj: Any) -> bytes:
         """Store ``obj`` (unless it is a Ref) and return the record text (see module docs)."""
         if isinstance(obj, Ref):
+            note_task_result(self.get_store(), obj, obj)
             return _encode_ref(obj)
         store = self.get_store()
         ref = put_value(store, obj, _stem())
+        note_task_result(store, ref, obj)
         if ref.codec == "pkl":
             action_cache(store).trust(ref.sha1)
         return ref.uri.encode("ascii")
