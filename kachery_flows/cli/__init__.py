@@ -39,6 +39,7 @@ EXIT_CODES = {
 
 # Each module defines ``register(subparsers)``; its commands set ``func`` on their parser.
 _COMMAND_MODULES = ("_store", "_zones", "_memo")
+_COMMAND_MODULES += ("_lineage",)
 
 
 def _build_parser() -> argparse.ArgumentParser:
