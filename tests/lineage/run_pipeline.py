@@ -8,13 +8,13 @@ import json
 
 import dask.array as da
 import distributed
+from pipeline_funcs import smooth, summarize_fn
 from prefect import flow
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from kachery_flows.codecs import encode_json
 from kachery_flows.dask import KacheryPlugin, from_kachery, to_kachery
 from kachery_flows.prefect import kachery_task
-from pipeline_funcs import smooth, summarize_fn
 
 summarize = kachery_task(summarize_fn)
 
