@@ -184,6 +184,9 @@ function draw() {
     });
   }
   document.getElementById("count").textContent = data.nodes.length + " objects, " + g.nodes.size + " boxes shown";
+  const focus = L.xy.get(g.nodes.has(selected) ? selected : data.root), pane = document.getElementById("graph");
+  const left = focus[0] * zoom, right = (focus[0] + W) * zoom;
+  if (left < pane.scrollLeft || right > pane.scrollLeft + pane.clientWidth) pane.scrollLeft = Math.max(0, (left + right - pane.clientWidth) / 2);
 }
 
 function row(table, name, value, uri) {
