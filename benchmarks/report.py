@@ -37,6 +37,7 @@ QUICK_ARGS = {
     "bench_kachery_network": ["--sizes-mib", "8", "--repeats", "2"],
     "bench_dask": ["--mb", "20", "--gib", "0.1", "--repeats", "2", "--transfer-repeats", "3"],
     "bench_prefect": ["--mib", "20", "--reps", "2"],
+    "bench_lineage": ["--large", "20000", "--repeats", "3"],
 }
 
 _TITLES = {
@@ -46,6 +47,7 @@ _TITLES = {
     "bench_kachery_network": "The kachery network zone",
     "bench_prefect": "Prefect results",
     "bench_dask": "Dask",
+    "bench_lineage": "Lineage reverse index",
 }
 
 
