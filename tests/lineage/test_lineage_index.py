@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 
 import kachery_flows as kf
-from kachery_flows import Store, kachery_cached
+from kachery_flows import Ref, Store, kachery_cached
 from kachery_flows._lineage_index import index_name, lookup
 from kachery_flows.garbage import collect_garbage
+from kachery_flows.memoize import CachedFunction
 from kachery_flows.records import action_cache
 
 
@@ -23,16 +24,21 @@ def entry_path(store: Store, sha1: str) -> Path:
     return store.root / ".kachery-flows" / "refs" / index_name(sha1)
 
 
+def ramp_on(store: Store) -> CachedFunction[[int], Ref]:
+    @kachery_cached(return_ref=True, store=store)
+    def ramp(n: int) -> np.ndarray:
+        return np.arange(float(n))
+
+    return ramp
+
+
 def age(path: Path) -> None:
     os.utime(path, (1, 1))
 
 
 def test_the_memo_path_indexes_every_result(tmp_path: Path) -> None:
     store = make_store(tmp_path)
-
-    @kachery_cached(return_ref=True, store=store)
-    def ramp(n: int) -> np.ndarray:
-        return np.arange(float(n))
+    ramp = ramp_on(store)
 
     ref = ramp(5)
     entry = action_cache(store).get(ramp.key(5))
@@ -44,10 +50,7 @@ def test_the_memo_path_indexes_every_result(tmp_path: Path) -> None:
 
 def test_gc_rebuilds_missing_entries_and_drops_collected_ones(tmp_path: Path) -> None:
     store = make_store(tmp_path)
-
-    @kachery_cached(return_ref=True, store=store)
-    def ramp(n: int) -> np.ndarray:
-        return np.arange(float(n))
+    ramp = ramp_on(store)
 
     kept, dropped = ramp(3), ramp(4)
     entry_path(store, kept.sha1).unlink()  # e.g. a store from before the index
@@ -71,10 +74,7 @@ def test_gc_rebuilds_missing_entries_and_drops_collected_ones(tmp_path: Path) ->
 
 def test_gc_drops_an_entry_whose_record_it_collected(tmp_path: Path) -> None:
     store = make_store(tmp_path)
-
-    @kachery_cached(return_ref=True, store=store)
-    def ramp(n: int) -> np.ndarray:
-        return np.arange(float(n))
+    ramp = ramp_on(store)
 
     ref = ramp(6)
     record = lookup(action_cache(store).refs, ref.sha1)[0]
@@ -93,10 +93,7 @@ def test_with_a_zone_the_index_lives_in_the_zone(tmp_path: Path) -> None:
     zone = tmp_path / "zone"
     a = Store(tmp_path / "a", zone=f"file://{zone}", fsync=False)
     b = Store(tmp_path / "b", zone=f"file://{zone}", fsync=False)
-
-    @kachery_cached(return_ref=True, store=a)
-    def ramp(n: int) -> np.ndarray:
-        return np.arange(float(n))
+    ramp = ramp_on(a)
 
     ref = ramp(7)
     assert (zone / "refs" / index_name(ref.sha1)).is_file()
