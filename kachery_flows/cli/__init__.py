@@ -39,7 +39,6 @@ EXIT_CODES = {
 
 # Each module defines ``register(subparsers)``; its commands set ``func`` on their parser.
 _COMMAND_MODULES = ("_store", "_zones", "_memo")
-_COMMAND_MODULES += ("_lineage",)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -56,6 +55,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in _COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(sub)
+    importlib.import_module(f"{__name__}._lineage").register(sub)
     return parser
 
 

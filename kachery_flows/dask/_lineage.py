@@ -4,7 +4,8 @@
 The record's one input, ``array``, is the dask array: its graph name (the token Dask
 derives from the graph), shape, dtype, the names of its graph layers (what computed it)
 and, as input refs, the manifests of the arrays it was read from with
-:func:`~kachery_flows.dask.from_kachery` (their layers are named ``from-kachery-<sha1>``).
+:func:`~kachery_flows.dask.from_kachery` (their layers are named
+``from-kachery-<sha1>``). The first checkpoint of an array is the one recorded.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import dask.array as da
 
-from .._lineage_records import stored_result, write_provenance
+from .._lineage_records import is_indexed, stored_result, write_provenance
 from ..errors import KacheryError
 from ..store import Store, get_default_store
 from ..uri import Ref
@@ -42,8 +43,12 @@ def _layers(arr: da.Array) -> tuple[list[str], list[str]]:
 
 
 def note_checkpoint(arr: da.Array, ref: Ref, store: Store | None, started: float) -> None:
-    """Write the provenance record of the manifest ``ref`` that stores ``arr``."""
+    """Write the provenance record of the manifest ``ref`` that stores ``arr``, unless a
+    producer of that manifest is already recorded (storing an equal array again, chunked
+    the same way, writes no new object)."""
     target = store if store is not None else get_default_store()
+    if is_indexed(target, ref.sha1):
+        return
     try:
         chunks: Any = [r.uri for r in read_manifest(ref, store=target).chunk_refs]
     except KacheryError:
