@@ -35,7 +35,7 @@ from ._lineage_index import lookup
 from .errors import KacheryError
 from .records import RECORD_SCHEMA, action_cache, read_record_object
 from .store import Store, get_default_store
-from .uri import is_sha1_hex, parse_uri
+from .uri import Ref, is_sha1_hex, parse_uri
 
 __all__ = ["MAX_NODES", "Lineage", "LineageEdge", "LineageInput", "LineageNode", "lineage"]
 
@@ -303,14 +303,16 @@ def _mark_cycles(root: str, edges: list[LineageEdge]) -> list[LineageEdge]:
     ]
 
 
-def lineage(uri_or_key: str, depth: int | None = None, store: Store | None = None) -> Lineage:
+def lineage(
+    uri_or_key: str | Ref, depth: int | None = None, store: Store | None = None
+) -> Lineage:
     """Walk from a result back to the records and inputs that produced it.
 
     Parameters
     ----------
     uri_or_key:
-        A result's URI (any accepted form, or a :class:`~kachery_flows.Ref`'s string), a
-        bare 40-hex hash, or a memo key (``spectrum.key(x)``).
+        A result's URI (any accepted form) or :class:`~kachery_flows.Ref`, a bare 40-hex
+        hash, or a memo key (``spectrum.key(x)``).
     depth:
         Follow inputs at most this many steps from the root (``0``: the root alone);
         default: all the way.

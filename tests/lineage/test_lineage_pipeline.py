@@ -149,5 +149,6 @@ def test_an_object_nobody_computed_is_a_source(store: Store) -> None:
     graph = kf.lineage(uri, store=store)
     node = graph.nodes[graph.root]
     assert node.status == "source" and node.inputs == () and graph.complete
+    assert kf.lineage(store.put_text("hello"), store=store).root == graph.root  # a Ref
     with pytest.raises(kf.InvalidURIError):
         kf.lineage("sha1://not-a-hash", store=store)
