@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test lint docs bench bench-report clean
+.PHONY: demo test lint docs bench bench-report clean chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,11 @@ lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check kachery_flows tests benchmarks examples
 	$(VENV)/bin/mypy
 
-test: lint
+# The lineage page tests open it in a real headless Chromium (Debian's package).
+chromium:
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+
+test: lint chromium
 	$(PY) -m pytest -W error
 	$(MAKE) docs
 

@@ -41,6 +41,7 @@ QUICK_ARGS = {
     "bench_scale": ["--objects", "20000", "--entries", "2000", "--garbage", "200",
                     "--zone-objects", "2000", "--large-mib", "16", "--large-count", "2",
                     "--chunks", "500", "--repeats", "2"],
+    "bench_lineage": ["--large", "20000", "--repeats", "3"],
 }
 
 _TITLES = {
@@ -52,6 +53,7 @@ _TITLES = {
     "bench_prefect": "Prefect results",
     "bench_dask": "Dask",
     "bench_scale": "Scale: a million objects, 100,000 memo entries",
+    "bench_lineage": "Lineage reverse index",
 }
 
 

@@ -41,6 +41,7 @@ from .errors import (
     ZonePermissionError,
     ZoneUnavailableError,
 )
+from .lineage import lineage
 from .memoize import kachery_cached
 from .store import Store, VerifyReport, get_default_store
 from .uri import Ref, format_uri, parse_uri
@@ -69,6 +70,7 @@ __all__ = [
     "format_uri",
     "get_default_store",
     "kachery_cached",
+    "lineage",
     "load_bytes",
     "load_file",
     "load_json",

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import _lineage_index
 from ._scan import subdirs
 from .records import ActionCache, action_cache, reached_by
 from .store import Store, get_default_store
@@ -99,6 +100,7 @@ def _live_objects(cache: ActionCache, expired: set[str], report: GCReport) -> se
             continue
         report.live_records += 1
         live.update((entry.record, entry.result))
+        _lineage_index.note_live(cache, entry, report.dry_run)
         record = cache.read_record(entry)
         if record is None:
             report.unreadable_records.append(key)
@@ -192,4 +194,5 @@ def collect_garbage(
             report.removed_lock_files.append(str(lock))
             if not dry_run:
                 lock.unlink(missing_ok=True)
+    _lineage_index.after_gc(cache, report)
     return report

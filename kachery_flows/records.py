@@ -52,6 +52,7 @@ from typing import Any
 from . import codecs
 from ._atomic import create_marker, make_dirs, staged_writer
 from ._inline import inline_record, inline_value
+from ._lineage_index import note_producer
 from ._lock import FileLock, RangeLock, range_locks_supported
 from ._results import MISS, StoredResult, load_result, result_exists, scan_refs
 from ._safeopen import READ_FLAGS, read_fd, read_regular
@@ -374,6 +375,10 @@ class ActionCache:
         """Point ``key`` at ``entry`` (the result and record must already be stored)."""
         self._set(key, entry)
         self._write_index(key, function, entry)
+        if entry.result_data is None:
+            # An inline result has no URI outside the cache yet: it is indexed for lineage
+            # when it is materialized, so the inline miss stays one write.
+            note_producer(self.store, self.refs, entry.result, entry.record)
 
     def forget(self, key: str) -> bool:
         """Remove ``key``'s entry and index entry; True if there was an entry."""
@@ -501,6 +506,7 @@ class ActionCache:
         put(lambda w: w.write(record), "json")
         plain = CacheEntry(entry.record, entry.result, entry.codec, entry.size)
         self._set(key, plain)
+        note_producer(self.store, self.refs, entry.result, entry.record)
         return plain
 
     def read_record(self, entry: CacheEntry) -> dict[str, Any] | None:

@@ -56,6 +56,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name in _COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(sub)
+    importlib.import_module(f"{__name__}._lineage").register(sub)
     return parser
 
 

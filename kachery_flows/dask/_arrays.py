@@ -10,6 +10,7 @@ and the chunks' URIs.
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from typing import Any, cast
 
@@ -22,6 +23,7 @@ from dask.highlevelgraph import HighLevelGraph
 from ..errors import ManifestError
 from ..store import Store, get_default_store
 from ..uri import Ref, parse_uri
+from ._lineage import note_checkpoint
 from ._manifest import ArrayManifest, dtype_problem, read_manifest
 
 __all__ = ["DEFAULT_LABEL", "from_kachery", "to_kachery"]
@@ -87,7 +89,9 @@ def to_kachery(arr: da.Array, *, label: str | None = None, store: Store | None =
         stored, arr.numblocks, arr.dtype, label, store,
         dask_key_name=f"to-kachery-manifest-{token}",
     )
+    started = time.time()
     (ref,) = compute(manifest)  # type: ignore[no-untyped-call]
+    note_checkpoint(arr, ref, store, started)
     return cast(Ref, ref)
 
 

@@ -51,6 +51,7 @@ from ..errors import DecodeError, ObjectNotFoundError, UnsafePickleError
 from ..records import action_cache
 from ..store import Store, get_default_store
 from ..uri import Ref, parse_uri
+from ._lineage import note_task_result
 
 __all__ = ["KacherySerializer"]
 
@@ -143,10 +144,12 @@ class KacherySerializer(Serializer):
         """Store ``obj`` (unless it is a Ref) and return the record text (see module docs)."""
         store = self.get_store()
         if isinstance(obj, Ref):
+            note_task_result(store, obj, obj)
             blob = _encode_ref(obj)
             ref = obj
         else:
             ref = put_value(store, obj, _stem())
+            note_task_result(store, ref, obj)
             if ref.codec == "pkl":
                 action_cache(store).trust(ref.sha1)
             blob = ref.uri.encode("ascii")

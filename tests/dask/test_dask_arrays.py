@@ -100,14 +100,14 @@ def test_storing_the_same_array_again_writes_nothing_new(client: distributed.Cli
     store = get_default_store()
     first = to_kachery(arr, label="first")
     objects = set(store.iter_hashes())
-    assert len(objects) == 6 + 1
+    assert len(objects) == 6 + 1 + 1  # chunks, manifest, its provenance record
     again = to_kachery(arr, label="second label")
     same_values = to_kachery(da.from_array(arr.compute(), chunks=(100, 20)))
     assert again == first == same_values  # equal Refs: the same sha1, labels aside
     assert again.label == "second label"
     assert set(store.iter_hashes()) == objects
     rechunked = to_kachery(arr.rechunk((150, 40)))
-    assert rechunked != first and len(set(store.iter_hashes())) == len(objects) + 2 + 1
+    assert rechunked != first and len(set(store.iter_hashes())) == len(objects) + 2 + 1 + 1
 
 
 def test_chunks_and_manifest_are_user_objects(client: distributed.Client) -> None:
