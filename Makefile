@@ -28,8 +28,10 @@ lint: $(VENV)/.test-installed
 	$(VENV)/bin/mypy
 
 # The lineage page tests open it in a real headless Chromium (Debian's package).
+# (as root, or through sudo otherwise).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 chromium:
-	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+	command -v chromium >/dev/null || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
 
 test: lint chromium
 	$(PY) -m pytest -W error
