@@ -11,15 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import EXIT_CODES, print_json
-
-
-def _clean(value: Any) -> str:
-    """``value`` as text with control and other non-printable characters escaped."""
-    text = str(value)
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                   for c in text)
+from ._escape import printable
 
 
 def _seconds(value: float | None) -> str:
@@ -29,15 +21,15 @@ def _seconds(value: float | None) -> str:
 
 
 def _input_text(item: dict[str, Any]) -> str:
-    text = f"{_clean(item['name'])}: {_clean(item['type'])}"
+    text = f"{printable(item['name'])}: {printable(item['type'])}"
     if item["value"] is not None:
-        text += f" = {_clean(repr(item['value']))}"
+        text += f" = {printable(repr(item['value']))}"
     for key, value in item["detail"].items():
-        text += f" {_clean(key)}={_clean(value)}"
+        text += f" {printable(key)}={printable(value)}"
     if item["refs"]:
-        text += " " + " ".join(_clean(r) for r in item["refs"])
+        text += " " + " ".join(printable(r) for r in item["refs"])
     elif item["token"]:
-        text += f" (token {_clean(item['token'][:12])})"
+        text += f" (token {printable(item['token'][:12])})"
     return text
 
 
@@ -47,12 +39,12 @@ def _headline(node: dict[str, Any]) -> str:
     if status == "source":
         return f"{uri}  stored object (no record)"
     if status != "computed":
-        return f"{uri}  !! {status.upper()} record: {_clean(node['problem'])}"
+        return f"{uri}  !! {status.upper()} record: {printable(node['problem'])}"
     version = node["version"]
-    code = f"version {_clean(version)}" if version is not None else _clean(node["code"])
+    code = f"version {printable(version)}" if version is not None else printable(node["code"])
     return (
-        f"{uri}  {_clean(node['function'])} [{_clean(node['tool'])}]  {code}  "
-        f"{_seconds(node['duration'])}  {_clean(node['host'])}  {_clean(node['created'])}"
+        f"{uri}  {printable(node['function'])} [{printable(node['tool'])}]  {code}  "
+        f"{_seconds(node['duration'])}  {printable(node['host'])}  {printable(node['created'])}"
     )
 
 
@@ -68,7 +60,7 @@ def print_tree(graph: dict[str, Any]) -> None:
     while stack:
         sha1, lead, rest, via = stack.pop()
         node = nodes[sha1]
-        prefix = f"{_clean(via)} <- " if via else ""
+        prefix = f"{printable(via)} <- " if via else ""
         if sha1 in shown:
             print(f"{lead}{prefix}{node['uri']}  (shown above)")
             continue
@@ -88,7 +80,7 @@ def print_tree(graph: dict[str, Any]) -> None:
             cont = "    " if last else "|   "
             via_text = edge["input"] + (" (cycle)" if edge["cycle"] else "")
             if edge["cycle"]:
-                print(f"{rest}{branch}{_clean(via_text)} <- sha1://{edge['child']}")
+                print(f"{rest}{branch}{printable(via_text)} <- sha1://{edge['child']}")
                 continue
             stack.append((edge["child"], rest + branch, rest + cont, via_text))
     gaps = [n for n in graph["nodes"] if n["status"] in ("missing", "damaged")]
@@ -110,7 +102,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     elif args.html is None:
         print_tree(graph)
     else:
-        print(f"wrote {_clean(args.html)} ({len(graph['nodes'])} objects)")
+        print(f"wrote {printable(args.html)} ({len(graph['nodes'])} objects)")
     return EXIT_CODES["ok"]
 
 

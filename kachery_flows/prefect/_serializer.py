@@ -192,15 +192,16 @@ class KacherySerializer(Serializer):
                 "KACHERY_FLOWS_TRUST_ZONE_PICKLES=1 or \"trust_pickles\": true for the zone "
                 "in zones.json (see SECURITY.md)."
             )
-        value = load_value(store, ref, codec)
+        try:
+            value = load_value(store, ref, codec)
+        except DecodeError as exc:
+            raise DecodeError(
+                f"the result object {ref.uri} in {store} is intact but could not be "
+                f"decoded as {codec} in this process (e.g. its pickled class cannot be "
+                f"imported or constructed here: {exc}); it stays in the store and the task "
+                "runs again"
+            ) from exc
         if value is MISS:
-            if store.object_path(ref).is_file():
-                raise DecodeError(
-                    f"the result object {ref.uri} in {store} is intact but could not be "
-                    f"decoded as {codec} in this process (e.g. its pickled class cannot be "
-                    "imported or constructed here); it stays in the store and the task "
-                    "runs again"
-                )
             raise ObjectNotFoundError(
                 f"the result object {ref.uri} is missing or corrupt in {store}; the task "
                 "runs again (a corrupt local copy was moved to the quarantine)", uri=ref.uri,
