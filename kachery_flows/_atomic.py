@@ -177,3 +177,21 @@ def publish(
     if fsync:
         fsync_dir(dest.parent)
     return not existed
+
+
+def replace_small(
+    staging_dir: Path, path: Path, data: bytes, *, fsync: bool, group_shared: bool
+) -> None:
+    """Replace the file ``path`` with ``data`` atomically (through ``staging_dir``),
+    creating its directory if needed; :class:`StoreWriteError` on a disk error."""
+    with staged_writer(staging_dir, fsync=fsync, group_shared=group_shared) as w:
+        w.write(data)
+    try:
+        try:
+            os.replace(w.path, path)
+        except FileNotFoundError:
+            make_dirs(path.parent, group_shared=group_shared)
+            os.replace(w.path, path)
+    except OSError as exc:
+        w.path.unlink(missing_ok=True)
+        raise StoreWriteError.from_os_error(exc, "write", path) from exc

@@ -30,8 +30,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Protocol
 
-from ._atomic import make_dirs, staged_writer
-from .errors import StoreWriteError
+from ._atomic import replace_small
 from .store import Store
 from .uri import is_sha1_hex
 
@@ -117,17 +116,8 @@ def note_producer(store: Store, refs: _RefMap, result: str, record: str) -> None
         refs.set(index_name(result), text)
         return
     path = local.base / INDEX_PREFIX / result
-    with staged_writer(store.staging_dir, fsync=False, group_shared=store.group_shared) as w:
-        w.write(text.encode("ascii"))
-    try:
-        try:
-            os.replace(w.path, path)
-        except FileNotFoundError:
-            make_dirs(path.parent, group_shared=store.group_shared)
-            os.replace(w.path, path)
-    except OSError as exc:
-        w.path.unlink(missing_ok=True)
-        raise StoreWriteError.from_os_error(exc, "write", path) from exc
+    replace_small(store.staging_dir, path, text.encode("ascii"), fsync=False,
+                  group_shared=store.group_shared)
 
 
 def note_live(cache: _Cache, entry: _Entry, dry_run: bool) -> None:

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from . import codecs
-from ._atomic import create_marker, make_dirs, staged_writer
+from ._atomic import create_marker, replace_small
 from ._inline import inline_record, inline_value
 from ._lineage_index import note_producer
 from ._lock import FileLock, RangeLock, range_locks_supported
@@ -254,17 +254,7 @@ class _DirRefMap:
 
 def _write_small(store: Store, path: Path, data: bytes, *, fsync: bool) -> None:
     """Replace the file ``path`` with ``data`` atomically (through the staging dir)."""
-    with staged_writer(store.staging_dir, fsync=fsync, group_shared=store.group_shared) as w:
-        w.write(data)
-    try:
-        try:
-            os.replace(w.path, path)
-        except FileNotFoundError:
-            make_dirs(path.parent, group_shared=store.group_shared)
-            os.replace(w.path, path)
-    except OSError as exc:
-        w.path.unlink(missing_ok=True)
-        raise StoreWriteError.from_os_error(exc, "write", path) from exc
+    replace_small(store.staging_dir, path, data, fsync=fsync, group_shared=store.group_shared)
 
 
 class RefMap:
