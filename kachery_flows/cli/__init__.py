@@ -9,11 +9,8 @@ Exit codes
 from __future__ import annotations
 
 import argparse
-import importlib
-import json
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from ..errors import (
     CorruptObjectError,
@@ -23,23 +20,14 @@ from ..errors import (
     StoreWriteError,
     ZoneError,
 )
+from . import _lineage, _memo, _prune, _store, _zones
+from ._common import EXIT_CODES
 from ._escape import echo
 
 __all__ = ["EXIT_CODES", "main"]
 
-EXIT_CODES = {
-    "ok": 0,
-    "error": 1,
-    "usage": 2,
-    "not_found": 3,
-    "corrupt": 4,
-    "invalid_uri": 5,
-    "zone": 6,
-    "write": 7,
-}
-
 # Each module defines ``register(subparsers)``; its commands set ``func`` on their parser.
-_COMMAND_MODULES = ("_store", "_zones", "_memo", "_prune")
+_COMMAND_MODULES = (_store, _zones, _memo, _prune, _lineage)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -54,16 +42,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for name in _COMMAND_MODULES:
-        importlib.import_module(f"{__name__}.{name}").register(sub)
-    importlib.import_module(f"{__name__}._lineage").register(sub)
+    for module in _COMMAND_MODULES:
+        module.register(sub)
     return parser
-
-
-def print_json(value: Any) -> None:
-    """Write ``value`` as indented JSON to stdout."""
-    json.dump(value, sys.stdout, indent=2, sort_keys=True, default=str)
-    sys.stdout.write("\n")
 
 
 def _exit_code(exc: KacheryError) -> int:

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from . import EXIT_CODES, print_json
+from ._common import EXIT_CODES, command_store, print_json
 from ._escape import printable
 
 
@@ -91,9 +91,8 @@ def print_tree(graph: dict[str, Any]) -> None:
 def cmd_lineage(args: argparse.Namespace) -> int:
     from .._lineage_html import render_html
     from ..lineage import lineage
-    from ._store import _store
 
-    graph = lineage(args.target, depth=args.depth, store=_store(args)).to_dict()
+    graph = lineage(args.target, depth=args.depth, store=command_store(args)).to_dict()
     if args.html is not None:
         page = render_html(graph, f"lineage of sha1://{graph['root']}")
         Path(args.html).write_text(page, encoding="utf-8")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import EXIT_CODES, print_json
+from ._common import EXIT_CODES, command_store, print_json
 from ._escape import echo
 
 
@@ -56,10 +56,9 @@ def print_description(info: dict[str, Any]) -> None:
 
 def cmd_gc(args: argparse.Namespace) -> int:
     from ..garbage import collect_garbage
-    from ._store import _store
 
     report = collect_garbage(
-        _store(args),
+        command_store(args),
         older_than_days=args.older_than,
         expire_records_days=args.expire_records,
         dry_run=args.dry_run,

@@ -8,15 +8,14 @@ import sys
 from typing import Any
 
 from .._progress import ProgressMeter
-from . import EXIT_CODES, print_json
+from ._common import EXIT_CODES, command_store, print_json
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
     from .._evict import prune
     from ..config import load_settings
-    from ._store import _store
 
-    store = _store(args)
+    store = command_store(args)
     max_size = args.max_size if args.max_size is not None else load_settings().max_size
     if max_size is None:
         print(

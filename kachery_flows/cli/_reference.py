@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from . import EXIT_CODES, _build_parser
+from . import _build_parser
+from ._common import EXIT_CODES
 
 _INTRO = """\
 # Command-line reference

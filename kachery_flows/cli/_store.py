@@ -11,17 +11,9 @@ from typing import Any
 
 from .._progress import PROGRESS_THRESHOLD, ProgressMeter
 from ..config import load_settings
-from ..store import Store, get_default_store
 from ..uri import parse_uri, redact_url
-from . import EXIT_CODES, print_json
+from ._common import EXIT_CODES, command_store, print_json
 from ._escape import echo
-
-
-def _store(args: argparse.Namespace) -> Store:
-    if args.root:
-        default = get_default_store()
-        return Store(args.root, zone=default.zone)
-    return get_default_store()
 
 
 def _meter(size: int, what: str, force: bool) -> ProgressMeter | None:
@@ -31,7 +23,7 @@ def _meter(size: int, what: str, force: bool) -> ProgressMeter | None:
 
 
 def cmd_store(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = command_store(args)
     path = Path(args.file)
     label = args.label if args.label is not None else path.name
     meter = _meter(path.stat().st_size, f"storing {path.name}", args.progress)
@@ -46,7 +38,7 @@ def cmd_store(args: argparse.Namespace) -> int:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = command_store(args)
     result = store.load_file(args.uri, dest=args.output, verify=args.verify)
     if args.json:
         print_json({"uri": parse_uri(args.uri).uri, "path": result})
@@ -56,7 +48,7 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_cat(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = command_store(args)
     path = store.load_file(args.uri, verify=args.verify)
     with open(path, "rb") as f:
         shutil.copyfileobj(f, sys.stdout.buffer)
@@ -68,7 +60,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     from ..records import describe
     from ._memo import print_description
 
-    info = describe(_store(args), args.uri)
+    info = describe(command_store(args), args.uri)
     if args.json:
         print_json(info)
     else:
@@ -77,7 +69,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = command_store(args)
     meter = (
         ProgressMeter(None, f"verifying {store.root}")
         if args.progress or (sys.stderr.isatty() and not args.json) else None
@@ -108,7 +100,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_ls_cache(args: argparse.Namespace) -> int:
     from .._scan import iter_objects
 
-    store = _store(args)
+    store = command_store(args)
     # Streamed (a million objects are never all in memory); JSON is one array, one row
     # per line.
     write = sys.stdout.write
@@ -126,7 +118,7 @@ def cmd_ls_cache(args: argparse.Namespace) -> int:
 
 def cmd_config(args: argparse.Namespace) -> int:
     settings = load_settings()
-    store = _store(args)
+    store = command_store(args)
     view = {
         "root": str(store.root),
         "KACHERY_CLOUD_DIR": os.environ.get("KACHERY_CLOUD_DIR"),
@@ -149,7 +141,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .._demo import run_demo
 
-    run_demo(_store(args))
+    run_demo(command_store(args))
     return EXIT_CODES["ok"]
 
 

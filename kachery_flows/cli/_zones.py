@@ -11,7 +11,7 @@ from ..config import load_settings
 from ..errors import ZoneError, ZonePermissionError
 from ..store import Store
 from ..uri import parse_uri
-from . import EXIT_CODES, print_json
+from ._common import EXIT_CODES, print_json
 from ._escape import echo
 
 
