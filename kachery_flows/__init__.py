@@ -26,6 +26,7 @@ from ._api import (
     store_text,
     store_text_local,
 )
+from ._retry import RetryPolicy
 from .errors import (
     CorruptObjectError,
     DecodeError,
@@ -57,6 +58,7 @@ __all__ = [
     "ManifestError",
     "ObjectNotFoundError",
     "Ref",
+    "RetryPolicy",
     "Store",
     "StoreWriteError",
     "UnhashableArgumentError",

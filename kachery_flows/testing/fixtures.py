@@ -8,7 +8,7 @@ Enable them with ``pytest_plugins = ["kachery_flows.testing.fixtures"]`` in a ro
   see the developer's real AWS settings.
 - ``s3_bucket``: a fresh bucket on ``moto_server``.
 - ``http_directory_server``: a :class:`DirectoryHTTPServer` over an empty temp directory.
-- ``fast_retry``: a :class:`~kachery_flows._retry.RetryPolicy` with several attempts and
+- ``fast_retry``: a :class:`~kachery_flows.RetryPolicy` with several attempts and
   short sleeps, for zones under fault injection.
 """
 

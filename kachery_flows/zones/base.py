@@ -8,7 +8,7 @@ is a valid zone as it is::
 
 Zones move bytes only. Hash verification of everything read from a zone, and the local
 cache in front of every zone, live in :class:`kachery_flows.store.Store`, written once;
-zones retry transient failures with :class:`kachery_flows._retry.RetryPolicy`.
+zones retry transient failures with :class:`kachery_flows.RetryPolicy`.
 """
 
 from __future__ import annotations
