@@ -25,6 +25,7 @@ demo: $(VENV)/.base-installed
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check kachery_flows tests benchmarks examples
+	$(VENV)/bin/ruff format --check kachery_flows tests benchmarks examples
 	$(VENV)/bin/mypy
 
 # The lineage page tests open it in a real headless Chromium (Debian's package).
