@@ -9,10 +9,15 @@ left out. See docs/architecture.md.
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import os
 import subprocess
 import sys
+import typing
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import kachery_flows
 
@@ -214,3 +219,55 @@ def test_import_is_light_and_fast(tmp_path: Path) -> None:
         f"import kachery_flows took {best * 1000:.0f} ms at best of {len(seconds)} runs "
         f"(target {IMPORT_TARGET_SECONDS * 1000:.0f} ms); slowest: {_slowest_imports(env)}"
     )
+
+
+def _public_path(cls: type) -> bool:
+    """Whether ``cls`` can be imported from a module path without private parts."""
+    module = cls.__module__
+    if not module.startswith("kachery_flows"):
+        return True
+    if not any(part.startswith("_") for part in module.split(".")):
+        return True
+    for public in (kachery_flows, importlib.import_module("kachery_flows.zones")):
+        if getattr(public, cls.__name__, None) is cls:
+            return True
+    return False
+
+
+def _hinted_classes(obj: Any, namespace: dict[str, Any]) -> Iterator[type]:
+    try:
+        hints = typing.get_type_hints(obj, localns=namespace)
+    except (NameError, TypeError):
+        return
+    stack = list(hints.values())
+    while stack:
+        hint = stack.pop()
+        if isinstance(hint, type) and not typing.get_args(hint):
+            yield hint
+        stack.extend(typing.get_args(hint))
+
+
+def test_public_signatures_name_public_types() -> None:
+    """A type a user must construct or receive through the public API is importable from a
+    public module (``RetryPolicy`` from ``kachery_flows``, not ``kachery_flows._retry``)."""
+    zones = importlib.import_module("kachery_flows.zones")
+    namespace = {**vars(kachery_flows), **vars(zones)}
+    wrong: dict[str, list[str]] = {}
+    for module in (kachery_flows, zones):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if not callable(obj):
+                continue
+            members = [obj]
+            if inspect.isclass(obj):
+                members += [
+                    getattr(obj, attr) for attr, value in vars(obj).items()
+                    if attr == "__init__" or (not attr.startswith("_") and callable(value))
+                ]
+            for member in members:
+                for cls in _hinted_classes(member, namespace):
+                    if not _public_path(cls):
+                        wrong.setdefault(f"{cls.__module__}.{cls.__qualname__}", []).append(
+                            f"{module.__name__}.{name}"
+                        )
+    assert not wrong, f"public signatures name types only a private module exports: {wrong}"
