@@ -32,11 +32,12 @@ identity and code fingerprint, so it keeps the key it has where it was defined.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import sys
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Generator, Iterable
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -79,6 +80,10 @@ T = TypeVar("T")
 
 _POLL_FIRST = 0.005
 _POLL_MAX = 0.25
+#: What the miss steps yield when the driver must call the function (and send its result).
+_COMPUTE = object()
+#: A miss, as steps: yields a delay in seconds (wait, then continue) or _COMPUTE.
+_MissSteps = Generator[Any, Any, Any]
 _SUFFIX = {"npy": ".npy", "json": ".json", "pkl": ".pkl", "bytes": ""}
 
 
@@ -299,8 +304,52 @@ class _CachedBase(Generic[P, R]):
     def _ref_of(self, entry: CacheEntry) -> Ref:
         return Ref(entry.result, self._stem + _SUFFIX[entry.codec], entry.codec)
 
-    def _lookup(self, cache: ActionCache, key: str, want_ref: bool) -> Any:
-        return self._use(cache, key, cache.get(key), want_ref)
+    def _begin(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], want_ref: bool
+    ) -> tuple[Any, _MissSteps | None]:
+        """``(value, None)`` on a hit, else ``(None, steps)``: the rest of the call, for
+        :func:`_run_sync` or :func:`_run_async` to drive."""
+        key, values, encodings = self._key_material(args, kwargs)
+        cache = self._cache()
+        value = self._use(cache, key, cache.get(key), want_ref)
+        if value is not MISS:
+            return value, None
+        return None, self._miss_steps(cache, key, values, encodings, want_ref)
+
+    def _miss_steps(
+        self,
+        cache: ActionCache,
+        key: str,
+        values: dict[str, Any],
+        encodings: list[bytes],
+        want_ref: bool,
+    ) -> _MissSteps:
+        """Lock the key (yielding delays while another process holds it and nothing has
+        appeared), look again under the lock, yield :data:`_COMPUTE` to have the function
+        called (the driver sends its result), then store it and write its record; returns
+        the value or Ref."""
+        lock = cache.lock(key)
+        delay = _POLL_FIRST
+        while not lock.acquire():
+            yield delay
+            delay = min(delay * 2, _POLL_MAX)
+            value = self._use(cache, key, cache.get(key), want_ref)
+            if value is not MISS:
+                return value
+        try:
+            previous = cache.get(key)
+            value = self._use(cache, key, previous, want_ref)
+            if value is not MISS:
+                return value
+            started = time.time()
+            t0 = time.perf_counter()
+            result = yield _COMPUTE
+            duration = time.perf_counter() - t0
+            return self._publish(
+                cache, key, values, encodings, result, duration, started, want_ref, previous
+            )
+        finally:
+            lock.release()
 
     def _use(self, cache: ActionCache, key: str, entry: CacheEntry | None, want_ref: bool) -> Any:
         """The value (or Ref) of ``entry``, or MISS."""
@@ -387,33 +436,8 @@ class CachedFunction(_CachedBase[P, R]):
         return result
 
     def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any], want_ref: bool) -> Any:
-        key, values, encodings = self._key_material(args, kwargs)
-        cache = self._cache()
-        value = self._lookup(cache, key, want_ref)
-        if value is not MISS:
-            return value
-        lock = cache.lock(key)
-        delay = _POLL_FIRST
-        while not lock.acquire():
-            time.sleep(delay)
-            delay = min(delay * 2, _POLL_MAX)
-            value = self._lookup(cache, key, want_ref)
-            if value is not MISS:
-                return value
-        try:
-            previous = cache.get(key)
-            value = self._use(cache, key, previous, want_ref)
-            if value is not MISS:
-                return value
-            started = time.time()
-            t0 = time.perf_counter()
-            result = self.__wrapped__(*args, **kwargs)
-            duration = time.perf_counter() - t0
-            return self._publish(
-                cache, key, values, encodings, result, duration, started, want_ref, previous
-            )
-        finally:
-            lock.release()
+        value, steps = self._begin(args, kwargs, want_ref)
+        return value if steps is None else _run_sync(steps, self.__wrapped__, args, kwargs)
 
 
 class AsyncCachedFunction(_CachedBase[P, R]):
@@ -441,35 +465,44 @@ class AsyncCachedFunction(_CachedBase[P, R]):
         return result
 
     async def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any], want_ref: bool) -> Any:
-        key, values, encodings = self._key_material(args, kwargs)
-        cache = self._cache()
-        value = self._lookup(cache, key, want_ref)
-        if value is not MISS:
-            return value
-        lock = cache.lock(key)
-        delay = _POLL_FIRST
-        import asyncio
+        value, steps = self._begin(args, kwargs, want_ref)
+        return value if steps is None else await _run_async(steps, self.__wrapped__, args, kwargs)
 
-        while not lock.acquire():
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _POLL_MAX)
-            value = self._lookup(cache, key, want_ref)
-            if value is not MISS:
-                return value
-        try:
-            previous = cache.get(key)
-            value = self._use(cache, key, previous, want_ref)
-            if value is not MISS:
-                return value
-            started = time.time()
-            t0 = time.perf_counter()
-            result = await self.__wrapped__(*args, **kwargs)
-            duration = time.perf_counter() - t0
-            return self._publish(
-                cache, key, values, encodings, result, duration, started, want_ref, previous
-            )
-        finally:
-            lock.release()
+
+def _run_sync(
+    steps: _MissSteps, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """Drive a miss: sleep when ``steps`` waits for a lock, call ``func`` when it computes."""
+    reply: Any = None
+    with contextlib.closing(steps):  # if func raises, the key's lock is released at once
+        while True:
+            try:
+                step = steps.send(reply)
+            except StopIteration as done:
+                return done.value
+            if step is _COMPUTE:
+                reply = func(*args, **kwargs)
+            else:
+                time.sleep(step)
+
+
+async def _run_async(
+    steps: _MissSteps, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """:func:`_run_sync` for coroutine functions: awaits ``func`` and ``asyncio.sleep``."""
+    import asyncio
+
+    reply: Any = None
+    with contextlib.closing(steps):
+        while True:
+            try:
+                step = steps.send(reply)
+            except StopIteration as done:
+                return done.value
+            if step is _COMPUTE:
+                reply = await func(*args, **kwargs)
+            else:
+                await asyncio.sleep(step)
 
 
 class _BoundCached:
