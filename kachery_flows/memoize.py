@@ -63,7 +63,7 @@ from .records import (
     build_record,
 )
 from .store import Store, get_default_store
-from .tokens import argument_encoding, canonical_encoding
+from .tokens import argument_encoding, canonical_encoding, frame, key_header, key_of
 from .uri import Ref
 
 if TYPE_CHECKING:
@@ -85,10 +85,6 @@ _COMPUTE = object()
 #: A miss, as steps: yields a delay in seconds (wait, then continue) or _COMPUTE.
 _MissSteps = Generator[Any, Any, Any]
 _SUFFIX = {"npy": ".npy", "json": ".json", "pkl": ".pkl", "bytes": ""}
-
-
-def _frame(data: bytes) -> bytes:
-    return len(data).to_bytes(8, "little") + data
 
 
 def _resolve(module: Any, qualname: str) -> Any:
@@ -165,7 +161,7 @@ class _CachedBase(Generic[P, R]):
         self.store = store
         self._binder: ArgBinder = ArgBinder(target, self.ignore)
         self._names = self._binder.key_names
-        self._frames = tuple((n, _frame(n.encode())) for n in self._names)
+        self._frames = tuple(frame(name.encode()) for name in self._names)
         self._code_obj = getattr(target, "__code__", None)
         self._set_prefix()
         name = getattr(target, "__name__", "")
@@ -176,12 +172,7 @@ class _CachedBase(Generic[P, R]):
             func.__qualname__ = f"{func.__qualname__}.__wrapped__"
 
     def _set_prefix(self) -> None:
-        tag = f"version:{self.version}" if self.version is not None else self.code
-        if self.closure is not None:
-            tag += f"|closure:{self.closure}"
-        self._prefix = (
-            MEMO_SCHEMA.encode() + _frame(self.identity.encode()) + _frame(tag.encode())
-        )
+        self._prefix = key_header(MEMO_SCHEMA, self.identity, self.version, self.code, self.closure)
 
     def _code_replaced(self) -> None:
         """The function's ``__code__`` was replaced after decoration: fingerprint it again
@@ -255,11 +246,8 @@ class _CachedBase(Generic[P, R]):
             for name in self._names:  # raise again, naming the argument
                 argument_encoding(values[name], "argument", name, self.identity)
             raise
-        h = hashlib.sha1(self._prefix)
-        for (_, frame), encoding in zip(self._frames, encodings, strict=True):
-            h.update(frame)
-            h.update(encoding)
-        return h.hexdigest(), values, encodings
+        key = key_of(self._prefix, zip(self._frames, encodings, strict=True))
+        return key, values, encodings
 
     def key(self, *args: P.args, **kwargs: P.kwargs) -> str:
         """The memo key (40 hex digits) of this call; nothing is computed or read."""
