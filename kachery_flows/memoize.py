@@ -63,8 +63,8 @@ class CachedFunction(CachedBase[P, R]):
         return result
 
     def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any], want_ref: bool) -> Any:
-        value, steps = begin(self, args, kwargs, want_ref)
-        return value if steps is None else run_sync(steps, self.__wrapped__, args, kwargs)
+        value, miss = begin(self, args, kwargs, want_ref)
+        return value if miss is None else run_sync(miss, self.__wrapped__, args, kwargs)
 
 
 class AsyncCachedFunction(CachedBase[P, R]):
@@ -92,8 +92,8 @@ class AsyncCachedFunction(CachedBase[P, R]):
         return result
 
     async def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any], want_ref: bool) -> Any:
-        value, steps = begin(self, args, kwargs, want_ref)
-        return value if steps is None else await run_async(steps, self.__wrapped__, args, kwargs)
+        value, miss = begin(self, args, kwargs, want_ref)
+        return value if miss is None else await run_async(miss, self.__wrapped__, args, kwargs)
 
 
 class _Decorator(Protocol):
