@@ -2,10 +2,10 @@
 
 :func:`begin` computes the key and looks it up: a hit returns at once (no generator, no
 lock). On a miss it hands back a :class:`Miss`, whose :meth:`~Miss.steps` generator is the
-rest of the call: take the key's compute lock (waiting while another process or thread holds it, and
-returning that one's result as soon as it appears), look again under the lock, compute,
-store the result (inline in the cache entry when it is small, see :mod:`._inline`), write
-the provenance record and the cache entry, release the lock.
+rest of the call: take the key's compute lock (waiting while another process or thread
+holds it, and returning that one's result as soon as it appears), look again under the
+lock, compute, store the result (inline in the cache entry when it is small, see
+:mod:`._inline`), write the provenance record and the cache entry, release the lock.
 
 The generator neither calls the function nor sleeps: it yields a delay in seconds when
 the driver must wait before it looks again, and :data:`COMPUTE` when the driver must call
