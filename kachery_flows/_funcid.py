@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from .errors import UnhashableArgumentError
-from .tokens import canonical_encoding
+from .tokens import canonical_encoding, frame
 
 __all__ = [
     "ArgBinder",
@@ -167,6 +167,8 @@ def closure_fingerprint(func: Callable[..., Any], *, strict: bool) -> str | None
                     "give version=... to leave captured values without a token out of the key."
                 ) from None
             continue
+        # framed by its length in characters, not bytes (unlike tokens.frame): existing
+        # keys of functions capturing non-ASCII names depend on it
         h.update(len(name).to_bytes(8, "little") + name.encode())
         h.update(encoding)
     return h.hexdigest()
@@ -224,7 +226,7 @@ def _strip_docstrings(root: ast.AST) -> None:
 def _code_digest(code: types.CodeType) -> str:
     h = hashlib.sha1()
     for part in (code.co_code, *(n.encode() for n in code.co_names)):
-        h.update(len(part).to_bytes(8, "little") + part)
+        h.update(frame(part))
     h.update(repr((code.co_varnames, code.co_freevars, code.co_cellvars)).encode())
     for const in code.co_consts:
         if isinstance(const, types.CodeType):

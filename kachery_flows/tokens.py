@@ -21,6 +21,11 @@ pandas Series / DataFrame      dtypes, index, column names and values
 object with __kachery_token__  class ``module.qualname`` + the bytes it returns
 anything else                  :class:`UnhashableArgumentError`
 =============================  =======================================================
+
+A key (a memo key of ``@kachery_cached``, a Prefect cache key of ``KacheryInputs``) is the
+SHA-1 of one framing, built here for both: :func:`key_header` (a schema tag, the function's
+identity, its version tag) followed by each argument's framed name and canonical encoding,
+sorted by name (:func:`key_of`).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import enum
 import hashlib
 import struct
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import PurePath
 from typing import Any
 
@@ -44,6 +49,9 @@ __all__ = [
     "argument_encoding",
     "array_token",
     "canonical_encoding",
+    "frame",
+    "key_header",
+    "key_of",
     "register_array_token",
     "token_from_encoding",
     "token_of",
@@ -275,3 +283,43 @@ def token_of(value: Any) -> bytes:
     True
     """
     return token_from_encoding(canonical_encoding(value))
+
+
+def frame(data: bytes) -> bytes:
+    """``data`` after its length (8 bytes, little-endian): frames put one after another
+    never run into each other."""
+    return _frame(b"", data)
+
+
+def key_header(
+    schema: str, identity: str, version: str | None, code: str = "", closure: str | None = None
+) -> bytes:
+    """The start of every key of one function: ``schema``, then the framed ``identity``
+    (``module.qualname``) and the framed version tag, which is ``version:<version>`` when a
+    version is given, else ``code`` (a code fingerprint, or nothing), followed by
+    ``|closure:<closure>`` when the function captured values (see
+    :func:`kachery_flows._funcid.closure_fingerprint`)."""
+    tag = f"version:{version}" if version is not None else code
+    if closure is not None:
+        tag += f"|closure:{closure}"
+    return schema.encode() + frame(identity.encode()) + frame(tag.encode())
+
+
+def key_of(header: bytes, arguments: Iterable[tuple[bytes, bytes]]) -> str:
+    """The key (SHA-1, 40 hex digits) of a call: ``header`` (see :func:`key_header`), then
+    each argument as its :func:`frame`-d name and its :func:`canonical_encoding`, in name
+    order.
+
+    Examples
+    --------
+    >>> from kachery_flows.tokens import canonical_encoding, frame, key_header, key_of
+    >>> header = key_header("my-schema-1", "analysis.spectrum", version="2")
+    >>> key = key_of(header, [(frame(b"fs"), canonical_encoding(1000.0))])
+    >>> len(key), key == key_of(header, [(frame(b"fs"), canonical_encoding(1000))])
+    (40, False)
+    """
+    h = hashlib.sha1(header)
+    for name, encoding in arguments:
+        h.update(name)
+        h.update(encoding)
+    return h.hexdigest()

@@ -3,7 +3,8 @@
 The key is the SHA-1 (40 hex) of: a schema tag, the task function's ``module.qualname``,
 the version (the policy's ``version``, else the task's ``version=``), and every input not
 in ``exclude``, sorted by name, each as :func:`kachery_flows.tokens.canonical_encoding`
-(the tokens ``@kachery_cached`` uses). Compared with Prefect's ``INPUTS``:
+(the tokens ``@kachery_cached`` uses), framed by :func:`kachery_flows.tokens.key_of` as memo
+keys are. Compared with Prefect's ``INPUTS``:
 
 * two tasks with equal inputs get different keys (``INPUTS`` shares one entry);
 * an array is hashed in place (xxh3 of its buffer), never pickled, and a strided view
@@ -21,7 +22,6 @@ Compose it like Prefect's policies: ``KacheryInputs() + TASK_SOURCE`` (that is
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,7 +30,7 @@ from prefect.cache_policies import TASK_SOURCE, CachePolicy
 from prefect.context import TaskRunContext
 
 from .._funcid import function_identity
-from ..tokens import argument_encoding
+from ..tokens import argument_encoding, frame, key_header, key_of
 
 __all__ = ["KACHERY_DEFAULT", "PREFECT_KEY_SCHEMA", "KacheryInputs"]
 
@@ -40,10 +40,6 @@ PREFECT_KEY_SCHEMA = "kachery-flows-prefect-key-1"
 #: Set on task functions that :func:`~kachery_flows.prefect.kachery_task` wraps to return
 #: a Ref, so they never share keys with a task returning the value itself.
 _RETURNS_REF = "__kachery_returns_ref__"
-
-
-def _frame(data: bytes) -> bytes:
-    return len(data).to_bytes(8, "little") + data
 
 
 @dataclass
@@ -103,19 +99,16 @@ class KacheryInputs(CachePolicy):
         if getattr(fn, _RETURNS_REF, False):
             identity += "->Ref"
         version = self.version if self.version is not None else getattr(task, "version", None)
-        tag = "" if version is None else f"version:{version}"
-        h = hashlib.sha1(PREFECT_KEY_SCHEMA.encode())
-        h.update(_frame(identity.encode()))
-        h.update(_frame(tag.encode()))
         excluded = set(self.exclude)
         owner = f"task {identity}"
-        for name in sorted(inputs):
-            if name in excluded:
-                continue
-            encoding = argument_encoding(inputs[name], "input", name, owner)
-            h.update(_frame(name.encode()))
-            h.update(encoding)
-        return h.hexdigest()
+        return key_of(
+            key_header(PREFECT_KEY_SCHEMA, identity, version),
+            (
+                (frame(name.encode()), argument_encoding(inputs[name], "input", name, owner))
+                for name in sorted(inputs)
+                if name not in excluded
+            ),
+        )
 
     def __sub__(self, other: str) -> KacheryInputs:
         """A copy that also excludes the input ``other``."""

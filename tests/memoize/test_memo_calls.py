@@ -197,6 +197,58 @@ def test_exceptions_are_not_cached() -> None:
     assert attempts == [1, 1]
 
 
+
+def _lock_is_free(fn: Any, *args: Any) -> bool:
+    lock = action_cache(get_default_store()).lock(fn.key(*args))
+    if not lock.acquire():
+        return False
+    lock.release()
+    return True
+
+
+def test_an_error_releases_the_lock_before_it_reaches_the_caller() -> None:
+    @kachery_cached
+    def fails(x: int) -> int:
+        raise ValueError(f"bad {x}")
+
+    @kachery_cached
+    def stops(x: int) -> int:
+        return next(iter([]))  # StopIteration reaches the caller as it is
+
+    with pytest.raises(ValueError, match="bad 1") as info:
+        fails(1)
+    assert _lock_is_free(fails, 1)  # the traceback (alive in info) holds no lock
+    assert info.traceback[-1].name == "fails"
+    with pytest.raises(StopIteration):
+        stops(1)
+    assert _lock_is_free(stops, 1) and not stops.is_cached(1)
+
+
+def test_an_async_error_or_cancellation_releases_the_lock() -> None:
+    @kachery_cached
+    async def fails(x: int) -> int:
+        raise ValueError(f"bad {x}")
+
+    @kachery_cached
+    async def slow(x: int) -> int:
+        await asyncio.sleep(60)
+        return x
+
+    async def main() -> None:
+        with pytest.raises(ValueError, match="bad 2"):
+            await fails(2)
+        assert _lock_is_free(fails, 2) and not fails.is_cached(2)
+        task = asyncio.ensure_future(slow(3))
+        await asyncio.sleep(0.2)
+        assert not _lock_is_free(slow, 3)  # held while it computes
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert _lock_is_free(slow, 3) and not slow.is_cached(3)
+
+    asyncio.run(main())
+
+
 class Analysis:
     def __init__(self, factor: float) -> None:
         self.factor = factor

@@ -16,6 +16,7 @@ import pytest
 from memo_helpers import run_python
 
 from kachery_flows import Ref, Store, UnhashableArgumentError, kachery_cached
+from kachery_flows._funcid import closure_fingerprint
 
 H = "ab" * 20
 
@@ -273,3 +274,51 @@ def test_captured_values_without_a_token_need_a_version() -> None:
     assert make_scaler(Connection(), version="1").key(1.0) == make_scaler(
         Connection(), version="1"
     ).key(1.0)
+
+
+def _named(func: Any, module: str, qualname: str) -> Any:
+    func.__module__, func.__qualname__ = module, qualname
+    return func
+
+
+def test_keys_stay_byte_identical_across_releases() -> None:
+    """Known keys: a change of the key framing would orphan every existing cache entry."""
+
+    def spectrum(x: Any, fs: float = 1000.0, *, label: str = "a", verbose: bool = False) -> Any:
+        return None
+
+    def plus_one(x: int) -> int:
+        return x + 1
+
+    pinned = kachery_cached(version="2", ignore=["verbose"])(
+        _named(spectrum, "pinned.analysis", "spectrum")
+    )
+    assert pinned.key(np.arange(4.0), label="b", verbose=True) == PINNED_VERSION_KEY
+    assert pinned.key([1, "two", 3.0], fs=2.0) == PINNED_VERSION_KEY_2
+    by_source = kachery_cached(_named(plus_one, "pinned.analysis", "plus_one"))
+    assert by_source.code == PINNED_SOURCE_CODE
+    assert by_source.key(7) == PINNED_SOURCE_KEY
+    def make(scale: float) -> Any:
+        def scaled(x: float) -> float:
+            return x * scale
+
+        return scaled
+
+    captured = kachery_cached(_named(make(2.0), "pinned.analysis", "scaled"))
+    assert captured.key(1.5) == PINNED_CLOSURE_KEY
+
+    def make_accented(é: float) -> Any:  # a non-ASCII captured name
+        def g(x: float) -> float:
+            return x * é
+
+        return g
+
+    assert closure_fingerprint(make_accented(2.0), strict=True) == PINNED_ACCENTED_CLOSURE
+
+
+PINNED_VERSION_KEY = "b93ce6361b15dfcf8db19c355771e5ac186806da"
+PINNED_VERSION_KEY_2 = "5e8ea0e7d891a73b7e5e332edfeaa94503b32d04"
+PINNED_SOURCE_CODE = "source:0650303cb913a159efba5ab719b281046f40c3c1"
+PINNED_SOURCE_KEY = "b97705a8db8700a26b8c08ab2a005736b83162c5"
+PINNED_CLOSURE_KEY = "91fad4949f5e3ea8d59ca7794b9b37cdc92857a4"
+PINNED_ACCENTED_CLOSURE = "a5310235cd4848f0971b8e5fb5316fea41510fcd"

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -155,3 +156,22 @@ def test_keys_are_stable_across_processes_and_hash_seeds() -> None:
         assert proc.returncode == 0, err
         keys.add(json.loads(out.strip().splitlines()[-1]))
     assert len(keys) == 1
+
+
+def test_keys_stay_byte_identical_across_releases() -> None:
+    """Known keys: a change of the key framing would orphan every existing cached result."""
+
+    def scale(x: Any, factor: float = 2.0, verbose: bool = False) -> Any:
+        return x
+
+    scale.__module__, scale.__qualname__ = "pinned.tasks", "scale"
+    inputs = {"x": np.arange(4.0), "factor": 2.0, "verbose": True}
+    assert KacheryInputs(exclude=["verbose"]).key_for(task(scale), inputs) == PINNED_KEY
+    versioned = task(version="3")(scale)
+    assert (KacheryInputs() - "verbose").key_for(versioned, inputs) == PINNED_VERSION_KEY
+    assert KacheryInputs(version="4").key_for(versioned, {"x": "a"}) == PINNED_POLICY_KEY
+
+
+PINNED_KEY = "55a8e81634f8d5b4459b925fdc9502ccd6fcaf12"
+PINNED_VERSION_KEY = "0411d382774f26d9792321b0ce7acc9298307b9e"
+PINNED_POLICY_KEY = "03e9b7509793d1a4ee2c22804a3020b17b7d76d5"
