@@ -120,11 +120,12 @@ def open_zone(
     """Open the zone named by ``spec`` (as in ``KACHERY_ZONE``).
 
     ``spec`` is a URL (``file:///path``, an absolute path, ``s3://bucket/prefix`` or
-    another fsspec URL, ``http(s)://...``), ``kachery:<zone>`` (a zone of the kachery
-    network, :class:`~kachery_flows.zones.kachery_network.KacheryNetworkZone`) or the
-    name of an entry in
-    ``<root>/zones.json``; ``root`` defaults to ``$KACHERY_CLOUD_DIR`` (the user's
-    default store root, whatever root a :class:`~kachery_flows.Store` uses).
+    another fsspec URL, ``http(s)://...``, a scheme a third-party zone registers),
+    ``kachery:<zone>`` (a zone of the kachery network,
+    :class:`~kachery_flows.zones.kachery_network.KacheryNetworkZone`) or the name of an
+    entry in ``<root>/zones.json``; ``root`` defaults to ``$KACHERY_CLOUD_DIR`` (the
+    user's default store root, whatever root a :class:`~kachery_flows.Store` uses). The
+    zone class comes from the registry and builds itself with its ``from_config``.
     """
     settings = settings if settings is not None else load_settings()
     if root is not None:

@@ -9,7 +9,11 @@ This zone speaks its HTTP API:
   plain GET. Public zones need no account.
 * write: ``POST /api/initiateFileUpload`` (with a proof-of-work ``workToken`` and
   ``Authorization: Bearer $KACHERY_API_KEY``) answers ``alreadyExists`` or a signed upload
-  URL; the bytes are PUT there, then ``POST /api/finalizeFileUpload`` records the upload.
+  URL; the bytes are PUT there, then ``POST /api/finalizeFileUpload`` records the upload
+  (:mod:`._knet_upload`).
+
+The protocol's pieces (work tokens, answers, what an error means) are in
+:mod:`._knet_protocol`, the legacy gateway's signatures in :mod:`._kachery_gateway`.
 
 When kachery 2 does not know an object and kachery-cloud client keys are present
 (``$KACHERY_CLOUD_DIR/private.pem``) with the optional ``cryptography`` package, the
