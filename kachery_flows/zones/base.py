@@ -6,6 +6,7 @@ is a valid zone as it is::
     [prefix/]sha1/aa/bb/cc/<hash>     immutable objects, named by the SHA-1 of their bytes
     [prefix/]refs/<name>              mutable name -> UTF-8 text map (action-cache records)
 
+(spelled by :mod:`kachery_flows._layout`, which the store's own root uses too).
 Zones move bytes only. Hash verification of everything read from a zone, and the local
 cache in front of every zone, live in :class:`kachery_flows.store.Store`, written once;
 zones retry transient failures with :class:`kachery_flows._retry.RetryPolicy`.
