@@ -358,7 +358,7 @@ class Store:
         ``kachery:<zone>:sha1:...`` URI names, else the store's zone."""
         if ref.zone is None:
             return self.zone
-        from .zones.kachery_network import network_zone_for
+        from .zones import network_zone_for
 
         return network_zone_for(ref.zone, self.zone)
 

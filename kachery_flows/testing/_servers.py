@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from ..zones.base import object_key
+from .._layout import object_key
 
 __all__ = ["DirectoryHTTPServer", "Fault", "MotoS3Server"]
 

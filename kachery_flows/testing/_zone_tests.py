@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import tempfile
 import threading
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from .._layout import object_key
 from ..errors import (
     CorruptObjectError,
     InvalidRefNameError,
@@ -21,7 +23,7 @@ from ..errors import (
     ZonePermissionError,
 )
 from ..store import Store
-from ..zones.base import MAX_REF_BYTES, Zone, object_key
+from ..zones.base import MAX_REF_BYTES, Zone
 
 __all__ = ["BAD_REF_NAMES", "ZoneTests"]
 
@@ -76,10 +78,15 @@ class ZoneTests:
     Writable zones get round-trip, idempotence, listing, delete, ref and concurrency
     tests; read-only zones get tests that every write is refused. A zone whose flags say
     it cannot list, delete or hold refs must raise ``ZoneError`` for those operations.
+    Capabilities are checked by behaviour: :meth:`Zone.holds` against objects of known
+    size, :meth:`Zone.shared_lock_dir` by writing a lock file there.
     """
 
     #: Hypothesis examples per property test (each one makes a few zone requests).
     hypothesis_examples = 20
+    #: Whether ``holds`` tells a wrong size (False for zones that inherit the default,
+    #: which asks ``has`` only).
+    holds_checks_size = True
 
     @pytest.fixture
     def zone(self) -> Zone:
@@ -112,13 +119,40 @@ class ZoneTests:
 
     # ------------------------------------------------------------------- tests
     def test_flags(self, zone: Zone) -> None:
-        flags = (
-            zone.writable, zone.listable, zone.supports_locking, zone.supports_refs,
-            zone.deletable,
-        )
+        flags = (zone.writable, zone.listable, zone.supports_refs, zone.deletable)
         for flag in flags:
             assert isinstance(flag, bool)
         assert isinstance(zone.name, str) and zone.name
+
+    def test_holds(self, zone: Zone, tmp_path: Path) -> None:
+        """``holds`` is true for an object of the right size, false for an absent one,
+        and (when the zone sees sizes) false for a wrong size."""
+        data = b"held object " * 10
+        sha1 = self.seed(zone, data, tmp_path)
+        assert zone.holds(sha1, len(data))
+        if self.holds_checks_size:
+            assert not zone.holds(sha1, len(data) + 1)
+            assert not zone.holds(sha1, len(data) - 1)
+        missing = _sha1(b"not held " + tmp_path.name.encode())
+        assert not zone.holds(missing, 3)
+        empty = self.seed(zone, b"", tmp_path)
+        assert zone.holds(empty, 0)
+
+    def test_shared_lock_dir(self, zone: Zone, tmp_path: Path) -> None:
+        """A shared lock directory, when the zone has one, takes lock files (and only a
+        writable zone can have one); lock files never show up as objects."""
+        lock_dir = zone.shared_lock_dir()
+        if lock_dir is None:
+            return
+        assert zone.writable
+        assert isinstance(lock_dir, Path)
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        probe = lock_dir / f"probe-{os.getpid()}.lock"
+        probe.write_text("owner")
+        assert probe.read_text() == "owner"
+        if zone.listable:
+            assert list(zone.iter_hashes()) == []
+        probe.unlink()
 
     def test_pickle(self, zone: Zone, tmp_path: Path) -> None:
         """Zones travel to worker processes (Dask, Prefect) with the store."""
@@ -239,8 +273,10 @@ class ZoneTests:
         if not zone.writable:
             pytest.skip("read-only zone")
         if not zone.deletable:
+            kept = self.seed(zone, b"kept forever", tmp_path)
             with pytest.raises(ZoneError):
-                zone.delete(self.seed(zone, b"kept forever", tmp_path))
+                zone.delete(kept)
+            assert zone.has(kept)
             return
         keep = self.seed(zone, b"keep", tmp_path)
         gone = self.seed(zone, b"gone", tmp_path)
@@ -253,6 +289,10 @@ class ZoneTests:
         if not zone.supports_refs:
             with pytest.raises(ZoneError):
                 zone.get_ref("memo/abc")
+            with pytest.raises(ZoneError):
+                zone.set_ref("memo/abc", "value")
+            with pytest.raises(ZoneError):
+                zone.set_ref("memo/abc", None)
             return
         if not zone.writable:
             self.write_raw(zone, "refs/memo/abc", "récord\n".encode())

@@ -6,6 +6,7 @@ is a valid zone as it is::
     [prefix/]sha1/aa/bb/cc/<hash>     immutable objects, named by the SHA-1 of their bytes
     [prefix/]refs/<name>              mutable name -> UTF-8 text map (action-cache records)
 
+(spelled by :mod:`kachery_flows._layout`, which the store's own root uses too).
 Zones move bytes only. Hash verification of everything read from a zone, and the local
 cache in front of every zone, live in :class:`kachery_flows.store.Store`, written once;
 zones retry transient failures with :class:`kachery_flows.RetryPolicy`.
@@ -15,11 +16,19 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidRefNameError, ZoneError, ZonePermissionError
+from .. import _layout
+from .._layout import object_key
+from ..errors import InvalidRefNameError, KacheryError, ZoneError, ZonePermissionError
 
+if TYPE_CHECKING:
+    from ..config import Settings
+
+# ``object_key`` is re-exported for store.py, garbage.py and _evict.py until they import
+# it from ``kachery_flows._layout``.
 __all__ = [
     "MAX_REF_BYTES", "Progress", "Zone", "decode_ref", "object_key", "ref_key",
     "validate_ref_name",
@@ -34,11 +43,6 @@ _MAX_REF_NAME = 1024
 #: Refs are short texts (a memo entry is under 200 bytes); zones read at most this much of
 #: one, so a huge file planted in a zone's ``refs/`` cannot exhaust memory.
 MAX_REF_BYTES = 1 << 20
-
-
-def object_key(sha1: str) -> str:
-    """The relative key of an object: ``sha1/aa/bb/cc/<hash>`` (kachery's sharding)."""
-    return f"sha1/{sha1[0:2]}/{sha1[2:4]}/{sha1[4:6]}/{sha1}"
 
 
 def validate_ref_name(name: str) -> str:
@@ -78,7 +82,7 @@ def decode_ref(data: bytes, zone: str, name: str) -> str:
 
 def ref_key(name: str) -> str:
     """The relative key of a ref: ``refs/<name>`` (``name`` is validated)."""
-    return f"refs/{validate_ref_name(name)}"
+    return _layout.ref_key(validate_ref_name(name))
 
 
 class Zone(ABC):
@@ -90,6 +94,12 @@ class Zone(ABC):
     outlived the zone's retries, and :class:`~kachery_flows.errors.ZonePermissionError`
     when access is denied or the zone is read-only.
 
+    Capabilities are the flags below and two methods the core consults:
+    :meth:`shared_lock_dir` (where concurrent memo calls on several hosts take their
+    locks) and :meth:`holds` (whether a local copy may be evicted). A zone is opened from a
+    URL or a ``zones.json`` entry by :meth:`from_config`, found through the zone registry
+    (see :mod:`kachery_flows.zones`).
+
     ``kachery_flows.testing.ZoneTests`` is the conformance suite a zone must pass.
     """
 
@@ -99,8 +109,6 @@ class Zone(ABC):
     writable: bool = True
     #: ``iter_hashes`` is supported.
     listable: bool = True
-    #: the zone can hold a lock file with expiry (local and shared directories).
-    supports_locking: bool = False
     #: ``get_ref``/``set_ref`` are supported (the kachery network has no mutable refs).
     supports_refs: bool = True
     #: ``delete`` is supported (the kachery network never deletes).
@@ -112,6 +120,33 @@ class Zone(ABC):
     #: False unless opted in (``"plain_http_refs": true``): anyone on the network path can
     #: answer for it, and refs, unlike objects, carry no hash to check.
     memo_refs: bool = True
+
+    @classmethod
+    def from_config(cls, url: str, options: Mapping[str, Any], settings: Settings) -> Zone:
+        """The zone at ``url`` with the options of its ``zones.json`` entry (every key but
+        ``url`` and ``trust_pickles``; empty for a plain URL in ``KACHERY_ZONE``).
+
+        Implementations accept only the keys they know, raising
+        :class:`~kachery_flows.zones.ZoneConfigError` for any other (see
+        :func:`~kachery_flows.zones.check_options`), and take defaults from ``settings``.
+        The default refuses: a zone class that can be opened from a URL overrides it.
+        """
+        raise ZoneError(f"{cls.__name__} zones cannot be opened from a URL or zones.json")
+
+    def shared_lock_dir(self) -> Path | None:
+        """A local directory where every host sharing this zone can keep lock files, so
+        that concurrent calls of one memoized function compute once across hosts; None
+        (the default) when there is none: each host then locks in its own store."""
+        return None
+
+    def holds(self, sha1: str, size: int) -> bool:
+        """Whether the zone verifiably holds object ``sha1`` with exactly ``size`` bytes,
+        asked now; a zone error counts as no. The default asks :meth:`has` (size unchecked);
+        zones that can see an object's size override it."""
+        try:
+            return self.has(sha1)
+        except (OSError, KacheryError):
+            return False
 
     @abstractmethod
     def has(self, sha1: str) -> bool:

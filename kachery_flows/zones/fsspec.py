@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .._layout import object_key, sha1_of_key, staging_key
 from .._retry import RetryPolicy
 from ..errors import (
     CorruptObjectError,
@@ -32,15 +33,22 @@ from ..errors import (
     ZoneUnavailableError,
 )
 from ..hashing import sha1_of_file
-from ..uri import is_sha1_hex, redact_url
-from .base import MAX_REF_BYTES, Progress, Zone, decode_ref, object_key, ref_key
+from ..uri import redact_url
+from ._options import check_options, retry_option
+from ._registry import install_hint
+from .base import MAX_REF_BYTES, Progress, Zone, decode_ref, ref_key
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
+    from ..config import Settings
+
 __all__ = ["FsspecZone", "s3_storage_options"]
 
 T = TypeVar("T")
+
+_S3_SHORTCUTS = ("endpoint_url", "profile", "region", "anon")
+_OPTIONS = ("read_only", "retry", "storage_options", *_S3_SHORTCUTS)
 
 # errno values that mean "try again" when an fsspec backend reports them (s3fs maps
 # S3 500 to EREMOTEIO, 503/SlowDown to EBUSY and unknown server errors to EIO).
@@ -120,15 +128,15 @@ class FsspecZone(Zone):
         read_only: bool = False,
         retry: RetryPolicy | None = None,
     ) -> None:
+        protocol = url.split("://", 1)[0] if "://" in url else "file"
         try:
             import fsspec
         except ImportError as exc:  # pragma: no cover - fsspec comes with the s3 extra
             raise ZoneError(
                 f"cannot open zone {redact_url(url)}: fsspec is not installed "
-                "(pip install 'kachery-flows[s3]')"
+                f"({install_hint(protocol) or install_hint('s3')})"
             ) from exc
         self._args = (url, dict(storage_options or {}), read_only, retry)
-        protocol = url.split("://", 1)[0] if "://" in url else "file"
         options = dict(storage_options or {})
         if protocol in ("s3", "s3a"):
             options = _s3_defaults(options)
@@ -136,7 +144,8 @@ class FsspecZone(Zone):
         try:
             fs, root = fsspec.core.url_to_fs(url, **options)
         except ImportError as exc:
-            extra = " (pip install 'kachery-flows[s3]')" if protocol.startswith("s3") else ""
+            hint = install_hint(protocol)
+            extra = f" ({hint})" if hint else ""
             raise ZoneError(redact_url(f"cannot open zone {url}: {exc}{extra}")) from None
         except (ValueError, TypeError) as exc:
             raise ZoneError(redact_url(f"cannot open zone {url}: {exc}")) from None
@@ -149,6 +158,25 @@ class FsspecZone(Zone):
         self.name = redact_url(url.rstrip("/"))
         self.writable = not read_only
         self.retry = retry if retry is not None else RetryPolicy.from_settings()
+
+    @classmethod
+    def from_config(
+        cls, url: str, options: Mapping[str, Any], settings: Settings
+    ) -> FsspecZone:
+        """Keys: ``read_only``, ``retry``, ``storage_options`` (passed to the file system)
+        and the S3 shortcuts ``endpoint_url``, ``profile``, ``region``, ``anon`` (see
+        :func:`s3_storage_options`)."""
+        check_options(options, _OPTIONS, "fsspec")
+        retry = retry_option(options, settings)
+        storage_options = dict(options.get("storage_options") or {})
+        shortcuts = {k: options[k] for k in _S3_SHORTCUTS if k in options}
+        storage_options.update(s3_storage_options(**shortcuts))
+        return cls(
+            url,
+            storage_options=storage_options,
+            read_only=bool(options.get("read_only", False)),
+            retry=retry,
+        )
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Rebuilt from the constructor arguments, so the file system gets the zone's
@@ -214,6 +242,16 @@ class FsspecZone(Zone):
 
         return self._call(f"looking up sha1://{sha1}", probe)
 
+    def holds(self, sha1: str, size: int) -> bool:
+        """The object is a file of ``size`` bytes (one ``info`` request, not retried)."""
+        try:
+            info: dict[str, Any] = self.fs.info(self._key(object_key(sha1)))
+        except Exception as exc:
+            if isinstance(exc, KacheryError) or self._translate(exc, "holds") is not None:
+                return False
+            raise
+        return bool(info.get("type") == "file" and info.get("size") == size)
+
     def get(self, sha1: str, dest: Path, progress: Progress | None = None) -> None:
         key = self._key(object_key(sha1))
 
@@ -254,7 +292,7 @@ class FsspecZone(Zone):
                 lambda: self.fs.put_file(str(src), key, callback=self._callback(progress)),
             )
             return
-        staging = self._key(f".kachery-flows/staging/{uuid.uuid4().hex}.part")
+        staging = self._key(f"{staging_key()}/{uuid.uuid4().hex}.part")
 
         def staged_upload() -> None:
             try:
@@ -268,6 +306,7 @@ class FsspecZone(Zone):
 
     def iter_hashes(self) -> Iterator[str]:
         base = self._key("sha1")
+        prefix = self._key("")
 
         def find() -> list[str]:
             try:
@@ -276,10 +315,9 @@ class FsspecZone(Zone):
                 return []
 
         for path in self._call("listing objects", find):
-            parts = path.rstrip("/").split("/")
-            name = parts[-1]
-            if is_sha1_hex(name) and parts[-4:-1] == [name[0:2], name[2:4], name[4:6]]:
-                yield name
+            sha1 = sha1_of_key(path[len(prefix) :]) if path.startswith(prefix) else None
+            if sha1 is not None:
+                yield sha1
 
     def delete(self, sha1: str) -> None:
         self._require_writable(f"delete sha1://{sha1}")

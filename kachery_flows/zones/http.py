@@ -23,19 +23,29 @@ from __future__ import annotations
 import time
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import requests
 import urllib3
 
+from .._layout import object_key
 from .._retry import RetryPolicy, transport_reason
 from ..errors import ObjectNotFoundError, ZoneError, ZonePermissionError, ZoneUnavailableError
 from ..uri import redact_url
+from ._options import ZoneConfigError, check_options, retry_option
 from ._sessions import ThreadSessions
-from .base import MAX_REF_BYTES, Progress, Zone, decode_ref, object_key, ref_key
+from .base import MAX_REF_BYTES, Progress, Zone, decode_ref, ref_key
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 __all__ = ["HttpZone"]
+
+_OPTIONS = (
+    "read_only", "retry", "headers", "timeout", "allowed_redirect_hosts", "min_speed",
+    "plain_http_refs",
+)
 
 _CHUNK = 1024 * 1024
 _MAX_REDIRECTS = 5
@@ -154,6 +164,31 @@ class HttpZone(ThreadSessions, Zone):
                             f"{min_speed!r}")
         self.min_speed = (float(rate), float(window))
         self._init_sessions()
+
+    @classmethod
+    def from_config(cls, url: str, options: Mapping[str, Any], settings: Settings) -> HttpZone:
+        """Keys: the constructor's (``headers``, ``timeout`` as seconds or ``[connect,
+        read]``, ``allowed_redirect_hosts``, ``min_speed``, ``plain_http_refs``,
+        ``retry``) and ``read_only``, which can only be true."""
+        check_options(options, _OPTIONS, "http")
+        retry = retry_option(options, settings)
+        timeout = options.get("timeout", (10.0, 60.0))
+        if isinstance(timeout, (int, float)):
+            timeout = (float(timeout), float(timeout))
+        if "read_only" in options and not options["read_only"]:
+            raise ZoneConfigError("an http(s) zone is always read-only")
+        min_speed = options.get("min_speed", (1024.0, 60.0))
+        if not (isinstance(min_speed, (list, tuple)) and len(min_speed) == 2):
+            raise ZoneConfigError("'min_speed' must be [bytes_per_second, seconds]")
+        return cls(
+            url,
+            headers=dict(options.get("headers") or {}),
+            timeout=(float(timeout[0]), float(timeout[1])),
+            retry=retry,
+            allowed_redirect_hosts=list(options.get("allowed_redirect_hosts") or ()),
+            min_speed=(float(min_speed[0]), float(min_speed[1])),
+            plain_http_refs=options.get("plain_http_refs", False) is True,
+        )
 
     # ------------------------------------------------------------------ helpers
     def _url(self, key: str) -> str:

@@ -9,7 +9,11 @@ This zone speaks its HTTP API:
   plain GET. Public zones need no account.
 * write: ``POST /api/initiateFileUpload`` (with a proof-of-work ``workToken`` and
   ``Authorization: Bearer $KACHERY_API_KEY``) answers ``alreadyExists`` or a signed upload
-  URL; the bytes are PUT there, then ``POST /api/finalizeFileUpload`` records the upload.
+  URL; the bytes are PUT there, then ``POST /api/finalizeFileUpload`` records the upload
+  (:mod:`._knet_upload`).
+
+The protocol's pieces (work tokens, answers, what an error means) are in
+:mod:`._knet_protocol`, the legacy gateway's signatures in :mod:`._kachery_gateway`.
 
 When kachery 2 does not know an object and kachery-cloud client keys are present
 (``$KACHERY_CLOUD_DIR/private.pem``) with the optional ``cryptography`` package, the
@@ -24,32 +28,44 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import requests
 
 from .._retry import RetryPolicy, transport_reason
 from ..config import default_root, load_network_settings
-from ..errors import (
-    CorruptObjectError,
-    ObjectNotFoundError,
-    ZoneError,
-    ZonePermissionError,
-    ZoneUnavailableError,
-)
-from ..hashing import sha1_of_file
+from ..errors import ObjectNotFoundError, ZoneError, ZonePermissionError, ZoneUnavailableError
 from ..uri import Ref, redact_url
-from ._bounded import MAX_ANSWER_BYTES, json_capped, read_capped
+from ._bounded import MAX_ANSWER_BYTES, json_capped
 from ._kachery_gateway import LegacyGateway, find_file_envelope, load_client_keys, signing_available
+from ._knet_protocol import (
+    KEY_HELP,
+    WORK_TOKEN_DIFFICULTY,
+    Found,
+    Missing,
+    UnknownZoneError,
+    UrlRefused,
+    check_work_token,
+    error_message,
+    found_in,
+    http_failure,
+    make_work_token,
+    write_body,
+)
+from ._knet_upload import publish
+from ._options import check_options
 from ._sessions import ThreadSessions
 from .base import Progress, Zone
 
+if TYPE_CHECKING:
+    from ..config import Settings
+
+# The work-token functions are part of this module's public API (kachery 2 compatibility
+# tests use them); they are defined with the rest of the protocol in _knet_protocol.
 __all__ = [
     "WORK_TOKEN_DIFFICULTY",
     "KacheryNetworkZone",
@@ -57,88 +73,6 @@ __all__ = [
     "make_work_token",
     "network_zone_for",
 ]
-
-#: Leading zero bits required of ``sha1(hash + workToken)`` (hard-coded in kachery 2).
-WORK_TOKEN_DIFFICULTY = 13
-
-_SCRATCH_ZONE = "scratch"
-_PUBLIC_ZONES = ("default", "scratch")
-_CHUNK = 1 << 20
-#: Server errors (HTTP 500 with these messages) that repeating cannot fix.
-_PERMANENT_SERVER_ERRORS = (
-    "Invalid work token",
-    "exceeds maximum",
-    "Zone not found",
-    "not registered",
-    "not authorized",
-    "not allowed",
-    "Invalid signature",
-    "Bucket URI not set",
-    "Credentials not set",
-)
-_KEY_HELP = (
-    "To get an API key: sign in with GitHub at https://kachery.vercel.app, fill in your "
-    "name, email and research description on the settings page, and create an API key "
-    "there; then `export KACHERY_API_KEY=<key>`. Uploads also need upload permission on "
-    "the zone (ask its owner), or use the 'scratch' zone, which needs no key."
-)
-
-
-def check_work_token(sha1: str, token: str, difficulty: int = WORK_TOKEN_DIFFICULTY) -> bool:
-    """Whether ``sha1(sha1 + token)`` starts with ``difficulty`` zero bits."""
-    digest = hashlib.sha1((sha1 + token).encode("ascii")).digest()
-    return int.from_bytes(digest, "big") >> (160 - difficulty) == 0
-
-
-def make_work_token(sha1: str, difficulty: int = WORK_TOKEN_DIFFICULTY) -> str:
-    """A proof-of-work token for uploading ``sha1``: 16 random hex digits that pass
-    :func:`check_work_token` (about 8,000 SHA-1s, a few milliseconds, at difficulty 13)."""
-    while True:
-        token = os.urandom(8).hex()
-        if check_work_token(sha1, token, difficulty):
-            return token
-
-
-@dataclass(frozen=True)
-class _Found:
-    url: str
-    size: int | None
-    source: str
-
-
-@dataclass(frozen=True)
-class _Missing:
-    reason: str
-
-
-class _UnknownZoneError(ZoneError):
-    """kachery 2 has no zone of this name (an unported kachery-cloud zone, or a typo)."""
-
-
-class _UrlRefused(Exception):
-    """The bucket refused a signed URL (expired or revoked): ask for a fresh one."""
-
-
-def _error_message(resp: requests.Response) -> str:
-    """The service's explanation of a failure: at most 64 KiB of the body is read."""
-    try:
-        body = read_capped(resp, 64 << 10)
-    except (ZoneError, requests.RequestException, OSError):
-        return "(unreadable body)"
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("error"), str):
-        return str(data["error"])[:500]
-    return body[:500].decode("utf-8", "replace").strip() or "(empty body)"
-
-
-def _signed_url(data: dict[str, Any], key: str, what: str) -> str:
-    url = data.get(key)
-    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-        raise ZoneError(f"{what}: the service answered without a usable {key} ({url!r})")
-    return url
 
 
 class KacheryNetworkZone(ThreadSessions, Zone):
@@ -169,7 +103,6 @@ class KacheryNetworkZone(ThreadSessions, Zone):
 
     writable = True
     listable = False
-    supports_locking = False
     supports_refs = False
     deletable = False
 
@@ -229,6 +162,15 @@ class KacheryNetworkZone(ThreadSessions, Zone):
             )
         return cls.from_env(name)
 
+    @classmethod
+    def from_config(
+        cls, url: str, options: Mapping[str, Any], settings: Settings
+    ) -> KacheryNetworkZone:
+        """``kachery:<zone name>``, configured by the environment (:meth:`from_env`); no
+        ``zones.json`` keys besides ``url`` and ``trust_pickles``."""
+        check_options(options, (), "kachery network")
+        return cls.from_spec(url)
+
     @property
     def api_key(self) -> str | None:
         """The API key sent as a bearer token (explicit, else ``$KACHERY_API_KEY``)."""
@@ -247,19 +189,10 @@ class KacheryNetworkZone(ThreadSessions, Zone):
                 f"the API key in KACHERY_API_KEY was refused or has no access to zone "
                 f"{self.zone_name!r}: check the key, or ask the zone's owner for access"
             )
-        return f"zone {self.zone_name!r} may need an account. {_KEY_HELP}"
+        return f"zone {self.zone_name!r} may need an account. {KEY_HELP}"
 
     def _http_failure(self, what: str, resp: requests.Response) -> Exception:
-        message = _error_message(resp)
-        text = f"{what}: HTTP {resp.status_code} {resp.reason}: {message}"
-        permanent = any(p.lower() in message.lower() for p in _PERMANENT_SERVER_ERRORS)
-        if (resp.status_code >= 500 or resp.status_code == 429) and not permanent:
-            return ZoneUnavailableError(text)
-        if resp.status_code in (401, 403) or "API token" in message:
-            return ZonePermissionError(f"{text}. {self._permission_hint()}")
-        if "Zone not found" in message:
-            return _UnknownZoneError(f"{text}. Check the zone name (kachery:<zone>)")
-        return ZoneError(text)
+        return http_failure(what, resp, self._permission_hint())
 
     def _post(self, url: str, body: dict[str, Any], what: str, *, signed: bool = False) -> Any:
         """One POST of a JSON body (``what`` names it in errors); the JSON object answered.
@@ -299,7 +232,7 @@ class KacheryNetworkZone(ThreadSessions, Zone):
         return result
 
     # ------------------------------------------------------------------ read
-    def _find(self, sha1: str) -> _Found | _Missing:
+    def _find(self, sha1: str) -> Found | Missing:
         body = {
             "type": "findFileRequest",
             "hashAlg": "sha1",
@@ -308,25 +241,20 @@ class KacheryNetworkZone(ThreadSessions, Zone):
         }
         try:
             data = self._api("findFile", body)
-        except _UnknownZoneError:
+        except UnknownZoneError:
             if self.legacy_gateway is None:
                 raise
             return self._find_via_gateway(sha1, self.legacy_gateway)
         found = data.get("found")
         if found is True:
-            size = data.get("size")
-            return _Found(
-                _signed_url(data, "url", f"findFile at {self.name}"),
-                size if isinstance(size, int) and size > 0 else None,
-                self.name,
-            )
+            return found_in(data, f"findFile at {self.name}", self.name)
         if found is not False:
             raise ZoneError(f"findFile at {self.name}: unexpected answer {data!r:.300}")
         if self.legacy_gateway is None:
-            return _Missing(f"not in kachery zone {self.name}")
+            return Missing(f"not in kachery zone {self.name}")
         return self._find_via_gateway(sha1, self.legacy_gateway)
 
-    def _find_via_gateway(self, sha1: str, gateway: LegacyGateway) -> _Found | _Missing:
+    def _find_via_gateway(self, sha1: str, gateway: LegacyGateway) -> Found | Missing:
         where = f"kachery-cloud gateway {gateway.url} (zone {self.zone_name!r})"
         url = f"{gateway.url}/api/gateway"
 
@@ -341,22 +269,25 @@ class KacheryNetworkZone(ThreadSessions, Zone):
         except ZoneUnavailableError:
             raise
         except ZoneError as exc:
-            return _Missing(f"not in kachery zone {self.name}, and the {where} refused: {exc}")
+            return Missing(f"not in kachery zone {self.name}, and the {where} refused: {exc}")
         if data.get("found") is True:
-            size = data.get("size")
-            return _Found(
-                _signed_url(data, "url", f"findFile at {where}"),
-                size if isinstance(size, int) and size > 0 else None,
-                where,
-            )
-        return _Missing(f"not in kachery zone {self.name} nor the {where}")
+            return found_in(data, f"findFile at {where}", where)
+        return Missing(f"not in kachery zone {self.name} nor the {where}")
 
     def has(self, sha1: str) -> bool:
-        return isinstance(self._find(sha1), _Found)
+        return isinstance(self._find(sha1), Found)
 
-    def _located(self, sha1: str) -> _Found:
+    def holds(self, sha1: str, size: int) -> bool:
+        """``findFile`` finds the object and announces ``size`` bytes (or no size)."""
+        try:
+            found = self._find(sha1)
+        except ZoneError:
+            return False
+        return isinstance(found, Found) and found.size in (None, size)
+
+    def _located(self, sha1: str) -> Found:
         found = self._find(sha1)
-        if isinstance(found, _Found):
+        if isinstance(found, Found):
             return found
         raise ObjectNotFoundError(
             f"sha1://{sha1} is {found.reason}", uri=f"sha1://{sha1}", detail=found.reason
@@ -370,7 +301,7 @@ class KacheryNetworkZone(ThreadSessions, Zone):
             nonlocal found, refreshed
             try:
                 self._download(found, dest, sha1, progress)
-            except _UrlRefused as exc:
+            except UrlRefused as exc:
                 if refreshed:
                     raise ZonePermissionError(
                         f"the bucket behind {found.source} refused the download of "
@@ -385,7 +316,7 @@ class KacheryNetworkZone(ThreadSessions, Zone):
         self.retry.call(attempt)
 
     def _download(
-        self, found: _Found, dest: Path, sha1: str, progress: Progress | None = None
+        self, found: Found, dest: Path, sha1: str, progress: Progress | None = None
     ) -> None:
         what = f"download from {found.source}"
         try:
@@ -397,7 +328,7 @@ class KacheryNetworkZone(ThreadSessions, Zone):
         with resp:
             status = resp.status_code
             if status in (401, 403):
-                raise _UrlRefused(f"HTTP {status}: {_error_message(resp)[:200]}")
+                raise UrlRefused(f"HTTP {status}: {error_message(resp)[:200]}")
             if status == 404:
                 missing = f"listed by {found.source} but its bucket has no such object (HTTP 404)"
                 raise ObjectNotFoundError(
@@ -407,140 +338,15 @@ class KacheryNetworkZone(ThreadSessions, Zone):
                 )
             if status != 200:
                 raise self._http_failure(what, resp)
-            written = self._write_body(resp, dest, found.size, what, progress)
+            written = write_body(resp, dest, found.size, what, progress)
         if found.size is not None and written < found.size:
             raise ZoneUnavailableError(
                 f"{what}: the body ended after {written} of {found.size} bytes"
             )
 
-    @staticmethod
-    def _write_body(
-        resp: requests.Response,
-        dest: Path,
-        size: int | None,
-        what: str,
-        progress: Progress | None = None,
-    ) -> int:
-        # One byte past the announced size is enough to prove the bytes wrong (the store
-        # then rejects them by hash) and stops a server that never ends its body.
-        limit = size + 1 if size is not None else None
-        written = 0
-        with open(dest, "wb") as f:
-            try:
-                for chunk in resp.iter_content(chunk_size=_CHUNK):
-                    if limit is not None and written + len(chunk) >= limit:
-                        f.write(chunk[: limit - written])
-                        return limit
-                    f.write(chunk)
-                    written += len(chunk)
-                    if progress is not None:
-                        progress(len(chunk))
-            except (
-                requests.ConnectionError,
-                requests.Timeout,
-                requests.exceptions.ChunkedEncodingError,
-            ) as exc:
-                raise ZoneUnavailableError(
-                    f"{what}: the connection broke after {written} bytes"
-                ) from exc
-        return written
-
     # ----------------------------------------------------------------- write
     def put(self, src: Path, sha1: str, progress: Progress | None = None) -> None:
-        if not self.api_key and self.zone_name != _SCRATCH_ZONE:
-            raise ZonePermissionError(
-                f"publishing sha1://{sha1} to kachery zone {self.name} needs an API key "
-                f"and KACHERY_API_KEY is not set. {_KEY_HELP} To keep results local "
-                "instead, use the *_local store functions or unset KACHERY_ZONE."
-            )
-        size = src.stat().st_size
-        actual = sha1_of_file(src)
-        if actual != sha1:
-            raise CorruptObjectError(
-                f"refusing to upload {src} as sha1://{sha1}: its bytes hash to {actual}"
-            )
-        initiate: dict[str, Any] = {
-            "type": "initiateFileUploadRequest",
-            "size": size,
-            "hashAlg": "sha1",
-            "hash": sha1,
-            "zoneName": self.zone_name,
-            "workToken": make_work_token(sha1),
-        }
-        if self.allow_public_zones and self.zone_name in _PUBLIC_ZONES:
-            initiate["allowPublicZones"] = True
-        refreshed = False
-
-        def attempt() -> dict[str, Any] | None:
-            nonlocal refreshed
-            answer = self._post(
-                f"{self.base_url}/api/initiateFileUpload",
-                initiate,
-                f"initiateFileUpload at {self.name}",
-            )
-            if answer.get("alreadyExists") is True:
-                return None
-            if answer.get("alreadyPending") is True:
-                raise ZoneUnavailableError(
-                    f"another upload of sha1://{sha1} to {self.name} is pending"
-                )
-            url = _signed_url(answer, "signedUploadUrl", f"initiateFileUpload at {self.name}")
-            object_key = answer.get("objectKey")
-            if not isinstance(object_key, str) or not object_key:
-                raise ZoneError(
-                    f"initiateFileUpload at {self.name}: no objectKey in {answer!r:.300}"
-                )
-            try:
-                self._upload(url, src, size)
-            except _UrlRefused as exc:
-                if refreshed:
-                    raise ZonePermissionError(
-                        f"the bucket of {self.name} refused the upload of sha1://{sha1} "
-                        f"twice: {exc}"
-                    ) from None
-                refreshed = True
-                raise ZoneUnavailableError(
-                    f"signed upload URL refused ({exc}); asking for a fresh one"
-                ) from None
-            return {"objectKey": object_key}
-
-        uploaded = self.retry.call(attempt)
-        if uploaded is None:
-            return
-        answer = self._api(
-            "finalizeFileUpload",
-            {
-                "type": "finalizeFileUploadRequest",
-                "objectKey": uploaded["objectKey"],
-                "hashAlg": "sha1",
-                "hash": sha1,
-                "zoneName": self.zone_name,
-                "size": size,
-            },
-        )
-        if answer.get("success") is not True:
-            raise ZoneError(
-                f"finalizeFileUpload at {self.name} did not report success for sha1://{sha1}: "
-                f"{answer!r:.300}"
-            )
-
-    def _upload(self, url: str, src: Path, size: int) -> None:
-        what = f"upload to the bucket of {self.name}"
-        with open(src, "rb") as f:
-            try:
-                resp = self._session().put(
-                    url, data=f, headers={"Content-Length": str(size)}, timeout=self.timeout,
-                    stream=True,
-                )
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                raise ZoneUnavailableError(f"{what}: {transport_reason(exc)}") from exc
-            except requests.RequestException as exc:
-                raise ZoneError(f"{what}: {exc}") from exc
-        with resp:
-            if resp.status_code in (401, 403):
-                raise _UrlRefused(f"HTTP {resp.status_code}: {_error_message(resp)[:200]}")
-            if not 200 <= resp.status_code < 300:
-                raise self._http_failure(what, resp)
+        publish(self, src, sha1)
 
     # ------------------------------------------------------- not supported
     def _unsupported(self, operation: str) -> NoReturn:

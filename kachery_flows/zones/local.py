@@ -16,12 +16,15 @@ import hashlib
 import os
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import unquote, urlsplit
 
+from .. import _layout
 from .._atomic import holds, make_dirs, publish, staged_writer
 from .._safeopen import NotRegularFileError, open_under, read_fd
+from .._scan import iter_objects
 from ..errors import (
     CorruptObjectError,
     ObjectNotFoundError,
@@ -30,10 +33,16 @@ from ..errors import (
     ZonePermissionError,
 )
 from ..hashing import sha1_of_file
-from ..uri import is_sha1_hex
-from .base import MAX_REF_BYTES, Progress, Zone, decode_ref, object_key, ref_key
+from ..uri import redact_url
+from ._options import check_options, retry_option
+from .base import MAX_REF_BYTES, Progress, Zone, decode_ref, ref_key
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 __all__ = ["LocalZone"]
+
+_OPTIONS = ("read_only", "retry", "group_shared", "fsync")
 
 _DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
 _BLOCK = 8 * 1024 * 1024
@@ -96,6 +105,21 @@ def _copy_fd(fd: int, size: int, dest: Path, progress: Progress | None) -> None:
                 progress(len(chunk))
 
 
+def _local_path(url: str) -> Path:
+    """The directory a ``file://`` URL, absolute path or ``~`` path names."""
+    if not url.startswith("file://"):
+        return Path(url).expanduser()
+    parts = urlsplit(url)
+    if parts.netloc not in ("", "localhost"):
+        raise ZoneError(
+            f"file URL {redact_url(url)!r} names host {parts.hostname!r}; "
+            "use file:///path"
+        )
+    if parts.query or parts.fragment:
+        raise ZoneError(f"file URL {redact_url(url)!r} must not have a query or fragment")
+    return Path(unquote(parts.path))
+
+
 class LocalZone(Zone):
     """A zone stored in a directory on a mounted file system.
 
@@ -113,8 +137,6 @@ class LocalZone(Zone):
         Refuse ``put``, ``delete`` and ``set_ref`` (e.g. a colleague's directory).
     """
 
-    supports_locking = True
-
     def __init__(
         self,
         root: str | os.PathLike[str],
@@ -129,12 +151,25 @@ class LocalZone(Zone):
         self.fsync = fsync
         self.writable = not read_only
 
+    @classmethod
+    def from_config(cls, url: str, options: Mapping[str, Any], settings: Settings) -> LocalZone:
+        """Keys: ``read_only``, ``group_shared`` (default ``KACHERY_CLOUD_MULTI_USER``),
+        ``fsync`` (default ``KACHERY_FLOWS_FSYNC``); ``retry`` is checked, and unused."""
+        check_options(options, _OPTIONS, "local")
+        retry_option(options, settings)
+        return cls(
+            _local_path(url),
+            group_shared=bool(options.get("group_shared", settings.multi_user)),
+            fsync=bool(options.get("fsync", settings.fsync)),
+            read_only=bool(options.get("read_only", False)),
+        )
+
     def _path(self, sha1: str) -> Path:
-        return self.root / object_key(sha1)
+        return _layout.object_path(self.root, sha1)
 
     @property
     def _staging(self) -> Path:
-        return self.root / ".kachery-flows" / "staging"
+        return _layout.staging_dir(self.root)
 
     def _denied(self, exc: OSError, what: str) -> NoReturn:
         raise ZonePermissionError(
@@ -142,17 +177,30 @@ class LocalZone(Zone):
             "owner, group and mode (a lab share needs group write and setgid)"
         ) from exc
 
+    def shared_lock_dir(self) -> Path | None:
+        """``<root>/.kachery-flows/locks`` when the zone is writable: every host that
+        mounts the directory sees the same lock files."""
+        return _layout.locks_dir(self.root) if self.writable else None
+
     def has(self, sha1: str) -> bool:
         try:
             return stat.S_ISREG(os.lstat(self._path(sha1)).st_mode)
         except OSError:
             return False
 
+    def holds(self, sha1: str, size: int) -> bool:
+        """The object is a regular file of ``size`` bytes (one ``lstat``)."""
+        try:
+            st = os.lstat(self._path(sha1))
+        except OSError:
+            return False
+        return stat.S_ISREG(st.st_mode) and st.st_size == size
+
     def get(self, sha1: str, dest: Path, progress: Progress | None = None) -> None:
         """Copy the object, which must be a regular file reached without following any
         symlink below the zone root (see :mod:`kachery_flows._safeopen`)."""
         try:
-            fd, st = open_under(str(self.root), object_key(sha1))
+            fd, st = open_under(str(self.root), _layout.object_key(sha1))
         except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFoundError(
                 f"sha1://{sha1} is not in zone {self.name}", uri=f"sha1://{sha1}"
@@ -211,12 +259,12 @@ class LocalZone(Zone):
             raise
 
     def iter_hashes(self) -> Iterator[str]:
-        base = self.root / "sha1"
-        for dirpath, _dirnames, filenames in os.walk(base):
-            shard = os.path.relpath(dirpath, base).split(os.sep)
-            for name in filenames:
-                if is_sha1_hex(name) and shard == [name[0:2], name[2:4], name[4:6]]:
-                    yield name
+        """The regular files at their object keys (the store's own walk)."""
+        try:
+            for sha1, _path, _st in iter_objects(str(self.root)):
+                yield sha1
+        except PermissionError as exc:
+            self._denied(exc, "listing objects")
 
     def delete(self, sha1: str) -> None:
         self._require_writable(f"delete sha1://{sha1}")

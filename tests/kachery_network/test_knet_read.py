@@ -163,7 +163,7 @@ def test_open_zone_spec(kserver: KacheryProtocolServer) -> None:
 
 
 def test_unsupported_operations_declare_themselves(zone: KacheryNetworkZone) -> None:
-    assert zone.writable and not zone.listable and not zone.supports_locking
+    assert zone.writable and not zone.listable and zone.shared_lock_dir() is None
     assert not zone.supports_refs and not zone.deletable
     calls = [
         lambda: list(zone.iter_hashes()),
