@@ -36,6 +36,7 @@ from typing import Any
 
 from . import codecs
 from ._background import BackgroundThread
+from ._layout import object_key
 from ._safeopen import READ_FLAGS, read_fd
 from .errors import (
     CorruptObjectError,
@@ -54,7 +55,6 @@ __all__ = [
     "StoredResult",
     "load_result",
     "load_value",
-    "object_path",
     "inline_result",
     "put_value",
     "result_exists",
@@ -295,11 +295,6 @@ def _mismatch(store: Store, path: str, sha1: str) -> Any:
     return MISS
 
 
-def object_path(root: str, sha1: str) -> str:
-    """``<root>/sha1/aa/bb/cc/<sha1>`` as a string (cheaper than pathlib on hot paths)."""
-    return f"{root}/sha1/{sha1[0:2]}/{sha1[2:4]}/{sha1[4:6]}/{sha1}"
-
-
 def unpickle(
     store: Store, sha1: str, data: bytes, where: str, *, trusted: bool | None = None
 ) -> Any:
@@ -346,7 +341,7 @@ def load_result(
         raise DecodeError(
             f"sha1://{sha1}: unknown result codec {codec!r}; expected one of {sorted(_SUFFIX)}"
         )
-    path = object_path(root, sha1)
+    path = f"{root}/{object_key(sha1)}"
     if codec == "npy":
         return _load_npy(store, path, sha1, size, token)
     try:
@@ -413,7 +408,7 @@ def load_value(store: Store, ref: Ref, codec: str) -> Any:
     :class:`UnsafePickleError`; the object stays where it is.
     """
     root = str(store.root)
-    path = object_path(root, ref.sha1)
+    path = f"{root}/{object_key(ref.sha1)}"
     try:
         size = os.lstat(path).st_size
     except FileNotFoundError:
@@ -427,7 +422,7 @@ def load_value(store: Store, ref: Ref, codec: str) -> Any:
 def result_exists(store: Store, root: str, sha1: str, size: int) -> bool:
     """Whether the result object is present (locally with the right size, or only in the
     zone)."""
-    path = object_path(root, sha1)
+    path = f"{root}/{object_key(sha1)}"
     try:
         st = os.lstat(path)
     except FileNotFoundError:

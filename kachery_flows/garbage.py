@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from . import _lineage_index
+from ._layout import locks_dir, object_key
 from ._scan import subdirs
 from .records import ActionCache, action_cache, reached_by
 from .store import Store, get_default_store
 from .uri import is_sha1_hex
-from .zones.base import object_key
 
 __all__ = ["GCReport", "collect_garbage"]
 
@@ -188,7 +188,7 @@ def collect_garbage(
             report.removed_temp_files.append(str(temp))
             if not dry_run:
                 temp.unlink(missing_ok=True)
-    lock_dir = store.root / ".kachery-flows" / "locks"
+    lock_dir = locks_dir(store.root)
     for lock in sorted(lock_dir.iterdir()) if lock_dir.is_dir() else []:
         if _old(str(lock), cutoff):
             report.removed_lock_files.append(str(lock))

@@ -1,11 +1,7 @@
 """The :class:`Store`: a local content-addressed cache, optionally in front of a zone.
 
-Layout (shared with kachery-cloud)::
-
-    <root>/sha1/aa/bb/cc/<hash>          objects, named by the SHA-1 of their bytes
-    <root>/.kachery-flows/staging/       temp files being written (*.part)
-    <root>/.kachery-flows/quarantine/    corrupt objects moved aside by verify
-    <root>/.kachery-flows/memo/objects/  markers of action-cache objects (see gc)
+The root holds ``sha1/aa/bb/cc/<hash>`` objects (shared with kachery-cloud) and the
+package's own ``.kachery-flows/`` directory; :mod:`kachery_flows._layout` spells every path.
 
 Writes are atomic (see :mod:`kachery_flows._atomic`). Reads from the local cache are
 trusted unless ``verify=True``; every byte that comes from a zone is hashed before it
@@ -27,7 +23,7 @@ from pathlib import Path
 from secrets import token_hex
 from typing import Any
 
-from . import codecs
+from . import _layout, codecs
 from ._atomic import (
     TEMP_SUFFIX,
     copy_file_into,
@@ -47,12 +43,11 @@ from .errors import (
     ZoneError,
 )
 from .hashing import HashingWriter, sha1_of_file
-from .uri import Ref, is_sha1_hex, parse_uri
-from .zones.base import Progress, Zone, object_key
+from .uri import Ref, parse_uri
+from .zones.base import Progress, Zone
 
 __all__ = ["Store", "VerifyReport", "get_default_store"]
 
-_INTERNAL_DIR = ".kachery-flows"
 # A download whose bytes do not match is fetched once more before CorruptObjectError:
 # bytes damaged in transit are then repaired, while a corrupt zone object costs one
 # extra download (restic's "retry once" rule).
@@ -168,16 +163,16 @@ class Store:
     @property
     def staging_dir(self) -> Path:
         """Where temp files are written before they are renamed into place."""
-        return self.root / _INTERNAL_DIR / "staging"
+        return _layout.staging_dir(self.root)
 
     @property
     def quarantine_dir(self) -> Path:
         """Where :meth:`verify` moves corrupt objects."""
-        return self.root / _INTERNAL_DIR / "quarantine"
+        return _layout.quarantine_dir(self.root)
 
     def object_path(self, ref: str | Ref) -> Path:
         """Local path an object has (or would have) in this store; no I/O."""
-        return self.root / object_key(parse_uri(ref).sha1)
+        return _layout.object_path(self.root, parse_uri(ref).sha1)
 
     # ---------------------------------------------------------------- writing
     def _put(
@@ -219,11 +214,11 @@ class Store:
         Only marked objects are ever garbage-collected; anything stored with ``store_*``
         is not marked (and storing marked bytes again removes the mark).
         """
-        return self.root / _INTERNAL_DIR / "memo" / "objects"
+        return _layout.memo_marks_dir(self.root)
 
     def cache_mark_path(self, sha1: str) -> Path:
         """The marker file of object ``sha1`` (it exists only for action-cache objects)."""
-        return self.cache_marks_dir / sha1[:2] / sha1
+        return _layout.marker_path(self.cache_marks_dir, sha1)
 
     def _put_cache_object(
         self, write: Callable[[HashingWriter], object], codec: str, label: str | None = None
@@ -350,7 +345,7 @@ class Store:
 
     # ---------------------------------------------------------------- reading
     def _local_path(self, ref: Ref) -> Path | None:
-        path = self.root / object_key(ref.sha1)
+        path = _layout.object_path(self.root, ref.sha1)
         return path if path.is_file() else None
 
     def _zone_for(self, ref: Ref) -> Zone | None:
@@ -392,7 +387,7 @@ class Store:
                     raise _download_error(exc, ref, zone, writer.path) from exc
                 actual = sha1_of_file(writer.path)
             if actual == ref.sha1:
-                dest = self.root / object_key(ref.sha1)
+                dest = _layout.object_path(self.root, ref.sha1)
                 created = publish(
                     writer.path, dest, sha1=actual, fsync=self.fsync,
                     group_shared=self.group_shared,
@@ -551,23 +546,8 @@ class Store:
     # ------------------------------------------------------------ maintenance
     def iter_hashes(self) -> Iterator[str]:
         """Yield the hash of every object in the local store."""
-        for path in self._iter_object_files():
-            yield path.name
-
-    def _iter_shard_entries(self) -> Iterator[Path]:
-        base = self.root / "sha1"
-        for level1 in _scandir_dirs(base):
-            for level2 in _scandir_dirs(level1):
-                for level3 in _scandir_dirs(level2):
-                    with os.scandir(level3) as entries:
-                        for entry in entries:
-                            if entry.is_file(follow_symlinks=False):
-                                yield Path(entry.path)
-
-    def _iter_object_files(self) -> Iterator[Path]:
-        for path in self._iter_shard_entries():
-            if is_sha1_hex(path.name) and path.parent.name == path.name[4:6]:
-                yield path
+        for sha1, _path, _stat in iter_objects(str(self.root)):
+            yield sha1
 
     def iter_temp_files(self) -> Iterator[Path]:
         """Temp files left by writers: ours (``*.part``) and kachery-cloud's in shards."""
@@ -643,16 +623,6 @@ def _download_error(exc: OSError, ref: Ref, zone: Zone, temp: Path) -> KacheryEr
     if exc.errno in _WRITE_SIDE_ERRNOS:
         return StoreWriteError.from_os_error(exc, f"download {ref.uri} into", temp)
     return ZoneError(f"zone {zone.name}: reading {ref.uri} failed: {exc}")
-
-
-def _scandir_dirs(path: Path) -> Iterator[Path]:
-    try:
-        entries = list(os.scandir(path))
-    except FileNotFoundError:
-        return
-    for entry in sorted(entries, key=lambda e: e.name):
-        if entry.is_dir(follow_symlinks=False) and len(entry.name) == 2:
-            yield Path(entry.path)
 
 
 _default_lock = threading.Lock()
