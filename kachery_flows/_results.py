@@ -70,7 +70,6 @@ __all__ = [
 VERIFY_LIMIT = 8 << 20
 #: Memory-mapped results are re-hashed only when small: hashing defeats lazy loading.
 VERIFY_NPY_LIMIT = 64 << 10
-_SUFFIX = {"npy": ".npy", "json": ".json", "pkl": ".pkl", "bytes": ""}
 #: Results smaller than this are read without an ``fstat`` first (a bounded allocation).
 _DIRECT_READ = 1 << 20
 _MAX_SCAN = 10_000
@@ -99,13 +98,6 @@ class StoredResult:
 def _type_name(value: Any) -> str:
     cls = type(value)
     return f"{cls.__module__}.{cls.__qualname__}" if cls.__module__ != "builtins" else cls.__name__
-
-
-def _is_npy_array(value: Any) -> bool:
-    np = sys.modules.get("numpy")
-    if np is None or type(value) not in (np.ndarray, np.memmap):
-        return False
-    return not value.dtype.hasobject and getattr(type(value.dtype), "_legacy", True)
 
 
 def _json_exact(value: Any, depth: int = 0) -> bool:
@@ -161,7 +153,7 @@ _tokens = BackgroundThread("kachery-token")
 
 def _encoder(value: Any) -> tuple[str, Callable[[HashingWriter], object]]:
     """The codec that suits ``value`` (see the module docs) and a writer of its bytes."""
-    if _is_npy_array(value):
+    if codecs.fits_npy(value):
         array = value
 
         def write_npy(w: HashingWriter) -> None:
@@ -191,7 +183,7 @@ def small_encoding(value: Any, limit: int) -> tuple[str, bytes] | None:
     """``(codec, bytes)`` of a ``json``, ``bytes`` or ``pkl`` result of at most ``limit``
     bytes (the codec :func:`store_result` would choose), which the action cache may keep
     inline in its entry; None for arrays and anything larger."""
-    if _is_npy_array(value):
+    if codecs.fits_npy(value):
         return None
     codec, data = _bytes_encoding(value)
     return (codec, data) if len(data) <= limit else None
@@ -201,7 +193,7 @@ def inline_result(value: Any, codec: str, data: bytes, stem: str) -> StoredResul
     """The :class:`StoredResult` of bytes kept inline (not written as an object yet)."""
     sha1 = hashlib.sha1(data).hexdigest()
     refs = () if codec == "bytes" else scan_refs(value)
-    return StoredResult(Ref(sha1, stem + _SUFFIX[codec], codec), len(data), None,
+    return StoredResult(Ref(sha1, stem + codecs.suffix(codec), codec), len(data), None,
                         _type_name(value), refs)
 
 
@@ -211,7 +203,7 @@ def store_result(store: Store, value: Any, stem: str) -> StoredResult:
     # The content token of an array is hashed on another core while the array is written.
     pending = _tokens.submit(array_token, value) if codec == "npy" else None
     try:
-        ref = store._put_cache_object(write, codec, label=stem + _SUFFIX[codec])
+        ref = store._put_cache_object(write, codec, label=stem + codecs.suffix(codec))
     finally:
         token = pending.result() if pending is not None else None
     size = store.object_path(ref).stat().st_size
@@ -227,7 +219,7 @@ def put_value(store: Store, value: Any, stem: str) -> Ref:
     bytes), so :meth:`Ref.guess_codec` recovers the codec from the URI alone.
     """
     codec, write = _encoder(value)
-    return store._put(write, stem + _SUFFIX[codec], codec, local=False)
+    return store._put(write, stem + codecs.suffix(codec), codec, local=False)
 
 
 def _quarantine(store: Store, path: str) -> None:
@@ -337,9 +329,10 @@ def load_result(
     too, before anything is read); a pickle goes through :func:`unpickle`'s trust rule
     (:class:`UnsafePickleError`).
     """
-    if codec not in _SUFFIX:
+    if codec not in codecs.RESULT_CODECS:
         raise DecodeError(
-            f"sha1://{sha1}: unknown result codec {codec!r}; expected one of {sorted(_SUFFIX)}"
+            f"sha1://{sha1}: unknown result codec {codec!r}; expected one of "
+            f"{sorted(codecs.RESULT_CODECS)}"
         )
     path = f"{root}/{object_key(sha1)}"
     if codec == "npy":

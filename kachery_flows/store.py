@@ -510,17 +510,10 @@ class Store:
         return unpickle(self, ref.sha1, data, ref.uri, trusted=trusted)
 
     def load(self, uri: str | Ref, codec: str = "bytes", **kwargs: Any) -> Any:
-        """Load with a named codec: ``bytes``, ``text``, ``json``, ``npy`` or ``pkl``."""
-        loaders: dict[str, Callable[..., Any]] = {
-            "bytes": self.load_bytes,
-            "text": self.load_text,
-            "json": self.load_json,
-            "npy": self.load_npy,
-            "pkl": self.load_pkl,
-        }
-        if codec not in loaders:
-            raise ValueError(f"unknown codec {codec!r}; expected one of {sorted(loaders)}")
-        return loaders[codec](uri, **kwargs)
+        """Load with a named codec (see :data:`kachery_flows.codecs.CODECS`): ``bytes``,
+        ``text``, ``json``, ``npy`` or ``pkl``, through the ``load_<codec>`` method."""
+        loader: Callable[..., Any] = getattr(self, f"load_{codecs.get_codec(codec).name}")
+        return loader(uri, **kwargs)
 
     def info(self, uri: str | Ref) -> dict[str, Any]:
         """Where the object is and how big it is (no download)."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
+from .codecs import codec_for_label, get_codec
 from .errors import InvalidURIError
 
 if TYPE_CHECKING:
@@ -31,8 +32,6 @@ __all__ = ["Ref", "format_uri", "is_sha1_hex", "parse_uri", "redact_url"]
 
 _HEX40 = re.compile(r"[0-9a-f]{40}")
 _MAX_URI_LENGTH = 8192
-_CODECS = ("bytes", "text", "json", "npy", "pkl")
-_CODEC_BY_SUFFIX = {".txt": "text", ".json": "json", ".npy": "npy", ".pkl": "pkl"}
 _MAX_ZONE_LENGTH = 100  # the kachery network rejects longer zone names
 
 
@@ -147,8 +146,8 @@ class Ref:
             raise InvalidURIError(
                 f"invalid SHA-1 {self.sha1!r}: expected 40 lowercase hex digits"
             )
-        if self.codec is not None and self.codec not in _CODECS:
-            raise ValueError(f"unknown codec {self.codec!r}; expected one of {_CODECS}")
+        if self.codec is not None:
+            get_codec(self.codec)
         if self.zone is not None and (problem := _zone_problem(self.zone)) is not None:
             raise InvalidURIError(f"invalid zone {self.zone!r}: {problem}")
 
@@ -173,11 +172,7 @@ class Ref:
         """The codec this ref was stored with, or guessed from the label's suffix."""
         if self.codec is not None:
             return self.codec
-        if self.label:
-            for suffix, codec in _CODEC_BY_SUFFIX.items():
-                if self.label.lower().endswith(suffix):
-                    return codec
-        return None
+        return codec_for_label(self.label) if self.label else None
 
     def load(self, codec: str | None = None, *, store: Store | None = None, **kwargs: Any) -> Any:
         """Load and decode the object.
