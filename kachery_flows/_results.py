@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import codecs
+from . import _marks, codecs
 from ._background import BackgroundThread
 from ._layout import object_key
 from ._safeopen import READ_FLAGS, read_fd
@@ -203,7 +203,7 @@ def store_result(store: Store, value: Any, stem: str) -> StoredResult:
     # The content token of an array is hashed on another core while the array is written.
     pending = _tokens.submit(array_token, value) if codec == "npy" else None
     try:
-        ref = store._put_cache_object(write, codec, label=stem + codecs.suffix(codec))
+        ref = store.write_object(write, codec, stem + codecs.suffix(codec), collectable=True)
     finally:
         token = pending.result() if pending is not None else None
     size = store.object_path(ref).stat().st_size
@@ -219,12 +219,12 @@ def put_value(store: Store, value: Any, stem: str) -> Ref:
     bytes), so :meth:`Ref.guess_codec` recovers the codec from the URI alone.
     """
     codec, write = _encoder(value)
-    return store._put(write, stem + codecs.suffix(codec), codec, local=False)
+    return store.write_object(write, codec, stem + codecs.suffix(codec))
 
 
 def _quarantine(store: Store, path: str) -> None:
     try:
-        store._quarantine(Path(path))
+        store.quarantine(Path(path))
     except (KacheryError, OSError):
         with suppress(OSError):
             os.unlink(path)
@@ -239,7 +239,7 @@ def _fetch(store: Store, sha1: str) -> str | None:
         path = store.load_file(Ref(sha1))
     except ObjectNotFoundError:
         return None
-    store._mark_cache_object(sha1, created=True)
+    _marks.mark(store.root, sha1, created=True, group_shared=store.group_shared)
     return path
 
 

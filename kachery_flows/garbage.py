@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _lineage_index
+from . import _lineage_index, _marks
 from ._layout import locks_dir, object_key
 from ._scan import subdirs
 from .records import ActionCache, action_cache, reached_by
@@ -154,7 +154,7 @@ def collect_garbage(
     live = _live_objects(cache, expired, report)
 
     root = str(store.root)
-    for sha1, marker in [] if report.unreadable_records else _markers(store.cache_marks_dir):
+    for sha1, marker in [] if report.unreadable_records else _markers(_marks.marks_dir(store.root)):
         if sha1 in live:
             continue
         obj = f"{root}/{object_key(sha1)}"

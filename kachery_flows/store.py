@@ -17,17 +17,15 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from secrets import token_hex
 from typing import Any
 
-from . import _layout, codecs
+from . import _layout, _marks, codecs
 from ._atomic import (
     TEMP_SUFFIX,
     copy_file_into,
-    create_marker,
     make_dirs,
     publish,
     staged_writer,
@@ -175,72 +173,48 @@ class Store:
         return _layout.object_path(self.root, parse_uri(ref).sha1)
 
     # ---------------------------------------------------------------- writing
-    def _put(
+    def write_object(
         self,
         write: Callable[[HashingWriter], object],
-        label: str | None,
         codec: str,
+        label: str | None = None,
         *,
-        local: bool,
-        cache_object: bool = False,
+        upload: bool = True,
+        collectable: bool = False,
     ) -> Ref:
+        """Write one object: the package's one write path into the store.
+
+        ``write`` streams the bytes into a staging temp file (hashed in the same pass),
+        which is then published atomically as ``sha1/aa/bb/cc/<hash>`` (an existing object
+        is success). ``upload`` copies it to a writable zone. ``collectable=True`` means
+        the action cache wrote it: it is marked for garbage collection if this call
+        created it; otherwise storing bytes that were marked unmarks them (see
+        :mod:`kachery_flows._marks`).
+        """
         with staged_writer(
             self.staging_dir, fsync=self.fsync, group_shared=self.group_shared
         ) as writer:
             write(writer)
         sha1 = writer.hexdigest()
         created = publish(
-            writer.path, self.object_path(Ref(sha1)), sha1=sha1, fsync=self.fsync,
+            writer.path, _layout.object_path(self.root, sha1), sha1=sha1, fsync=self.fsync,
             group_shared=self.group_shared,
         )
-        if cache_object:
-            self._mark_cache_object(sha1, created=created)
-        elif not created:
-            # Stored on purpose (its URI may be shared): garbage collection must never take
-            # it, even if the action cache happened to write the same bytes first.
-            self.cache_mark_path(sha1).unlink(missing_ok=True)
+        _marks.after_write(
+            self.root, sha1, created=created, collectable=collectable,
+            group_shared=self.group_shared,
+        )
         ref = Ref(sha1, label, codec)
-        if not local:
+        if upload:
             self.upload(ref)
         if created and self.bound is not None:
             self.bound.added(writer.size)
         return ref
 
-    # ------------------------------------------------------- action-cache objects
-    @property
-    def cache_marks_dir(self) -> Path:
-        """Markers naming the objects the action cache wrote (memo results and records).
-
-        Only marked objects are ever garbage-collected; anything stored with ``store_*``
-        is not marked (and storing marked bytes again removes the mark).
-        """
-        return _layout.memo_marks_dir(self.root)
-
     def cache_mark_path(self, sha1: str) -> Path:
-        """The marker file of object ``sha1`` (it exists only for action-cache objects)."""
-        return _layout.marker_path(self.cache_marks_dir, sha1)
-
-    def _put_cache_object(
-        self, write: Callable[[HashingWriter], object], codec: str, label: str | None = None
-    ) -> Ref:
-        """Store an object on behalf of the action cache (uploaded like ``store_*``).
-
-        The object is marked as collectable only if this call created it: bytes that were
-        already in the store (e.g. stored by the user) stay unmarked.
-        """
-        return self._put(write, label, codec, local=False, cache_object=True)
-
-    def _mark_cache_object(self, sha1: str, *, created: bool) -> None:
-        marker = self.cache_mark_path(sha1)
-        try:
-            if not created:
-                # Already marked: refresh the grace period; unmarked: the user's object.
-                with suppress(FileNotFoundError):
-                    os.utime(marker)
-                return
-            create_marker(marker, group_shared=self.group_shared)
-        except OSError as exc:
-            raise StoreWriteError.from_os_error(exc, "mark", marker) from exc
+        """The mark of object ``sha1``: it exists only for objects the action cache wrote,
+        which garbage collection may take (see :mod:`kachery_flows._marks`)."""
+        return _marks.mark_path(self.root, sha1)
 
     def upload(
         self, uri: str | Ref, *, progress: Progress | None = None, replace: bool = False
@@ -277,7 +251,7 @@ class Store:
 
     def put_bytes(self, data: bytes, label: str | None = None, *, local: bool = False) -> Ref:
         """Store raw bytes and return their :class:`Ref`."""
-        return self._put(lambda w: w.write(data), label, "bytes", local=local)
+        return self.write_object(lambda w: w.write(data), "bytes", label, upload=not local)
 
     def put_file(
         self,
@@ -293,28 +267,31 @@ class Store:
             raise IsADirectoryError(f"cannot store {source}: it is a directory")
         if not source.is_file():
             raise FileNotFoundError(f"cannot store {source}: no such file")
-        return self._put(
-            lambda writer: copy_file_into(source, writer, progress), label, "bytes", local=local
+        return self.write_object(
+            lambda writer: copy_file_into(source, writer, progress), "bytes", label,
+            upload=not local,
         )
 
     def put_text(self, text: str, label: str | None = None, *, local: bool = False) -> Ref:
         """Store text as UTF-8 and return its Ref."""
         data = codecs.encode_text(text)
-        return self._put(lambda w: w.write(data), label, "text", local=local)
+        return self.write_object(lambda w: w.write(data), "text", label, upload=not local)
 
     def put_json(self, obj: Any, label: str | None = None, *, local: bool = False) -> Ref:
         """Store ``obj`` as kachery-canonical JSON and return its Ref."""
         data = codecs.encode_json(obj)
-        return self._put(lambda w: w.write(data), label, "json", local=local)
+        return self.write_object(lambda w: w.write(data), "json", label, upload=not local)
 
     def put_npy(self, array: Any, label: str | None = None, *, local: bool = False) -> Ref:
         """Store an array in ``.npy`` format and return its Ref."""
-        return self._put(lambda w: codecs.write_npy(w, array), label, "npy", local=local)
+        return self.write_object(
+            lambda w: codecs.write_npy(w, array), "npy", label, upload=not local
+        )
 
     def put_pkl(self, obj: Any, label: str | None = None, *, local: bool = False) -> Ref:
         """Store ``obj`` as a protocol-4 pickle and return its Ref."""
         data = codecs.encode_pkl(obj)
-        return self._put(lambda w: w.write(data), label, "pkl", local=local)
+        return self.write_object(lambda w: w.write(data), "pkl", label, upload=not local)
 
     def store_file(
         self,
@@ -422,7 +399,7 @@ class Store:
         if self._zone_for(ref) is None:
             raise self._corrupt_local(ref, path, actual)
         try:
-            self._quarantine(path)
+            self.quarantine(path)
             return self._fetch(ref)
         except (ObjectNotFoundError, StoreWriteError) as exc:
             detail = f" and no good copy could be fetched from the zone ({exc})"
@@ -580,7 +557,7 @@ class Store:
             if actual != sha1:
                 report.corrupt.append(sha1)
                 if quarantine:
-                    report.quarantined.append(str(self._quarantine(Path(object_file))))
+                    report.quarantined.append(str(self.quarantine(Path(object_file))))
         cutoff = time.time() - temp_grace_seconds
         for temp in self.iter_temp_files():
             try:
@@ -594,7 +571,9 @@ class Store:
                 report.removed_temp_files.append(str(temp))
         return report
 
-    def _quarantine(self, path: Path) -> Path:
+    def quarantine(self, path: Path) -> Path:
+        """Move the (corrupt) file ``path`` into :attr:`quarantine_dir`; return where it
+        went. A later load of its object fetches a good copy from the zone."""
         try:
             make_dirs(self.quarantine_dir, group_shared=self.group_shared)
             # time, and a random part: quarantining twice in a second must keep both copies
