@@ -43,7 +43,6 @@ from .errors import (
     DecodeError,
     KacheryError,
     ObjectNotFoundError,
-    UnsafePickleError,
 )
 from .hashing import HashingWriter, sha1_of_file
 from .store import Store
@@ -61,7 +60,6 @@ __all__ = [
     "scan_refs",
     "small_encoding",
     "store_result",
-    "unpickle",
 ]
 
 #: json/bytes/pkl results up to this size, and npy results up to :data:`VERIFY_NPY_LIMIT`,
@@ -287,38 +285,14 @@ def _mismatch(store: Store, path: str, sha1: str) -> Any:
     return MISS
 
 
-def unpickle(
-    store: Store, sha1: str, data: bytes, where: str, *, trusted: bool | None = None
-) -> Any:
-    """Decode the stored pickle ``sha1``: every pickle the package loads passes here
-    (``load_pkl``, ``Ref.load``, ``dask.load_ref``, memo hits, ``KacherySerializer``).
-
-    ``trusted=True`` (the caller vouches for the writer) unpickles with :mod:`pickle`;
-    ``trusted=False`` uses the safe decoder (containers, scalars, plain arrays; anything
-    else is :class:`UnsafePickleError`). ``trusted=None`` applies the store's trust rule:
-    :mod:`pickle` only if this store pickled exactly these bytes itself or trusts its
-    zone's pickles (``SECURITY.md``), and the bytes hash to ``sha1``; otherwise
-    :class:`UnsafePickleError` and nothing is decoded.
-    """
-    if trusted is None:
-        from .records import action_cache
-
-        if not action_cache(store).trusts_pickle(sha1):
-            raise UnsafePickleError(
-                f"not unpickling {where}: this store did not pickle it, and it does not "
-                "trust its zone's pickles (KACHERY_FLOWS_TRUST_ZONE_PICKLES=1 or "
-                '"trust_pickles": true in zones.json; see SECURITY.md)'
-            )
-        if hashlib.sha1(data).hexdigest() != sha1:
-            raise CorruptObjectError(
-                f"{where}: its bytes do not hash to {sha1}", uri=f"sha1://{sha1}"
-            )
-        trusted = True
-    return codecs.decode_pkl(data, where, trusted=trusted)
-
-
 def load_result(
-    store: Store, root: str, sha1: str, codec: str, size: int, token: bytes | None
+    store: Store,
+    root: str,
+    sha1: str,
+    codec: str,
+    size: int,
+    token: bytes | None,
+    trusts_pickle: Callable[[str], bool],
 ) -> Any:
     """Load a memoized result, or :data:`MISS` if it is missing, corrupt, or not the size
     its entry says.
@@ -326,8 +300,8 @@ def load_result(
     ``root`` is ``str(store.root)``. Only an object whose own bytes fail their hash is
     moved to the quarantine. Intact bytes that do not decode with ``codec`` raise
     :class:`DecodeError` (a codec outside the closed set ``npy``/``json``/``bytes``/``pkl``
-    too, before anything is read); a pickle goes through :func:`unpickle`'s trust rule
-    (:class:`UnsafePickleError`).
+    too, before anything is read); a pickle goes through :func:`codecs.unpickle` with the
+    trust rule ``trusts_pickle`` (the action cache's; :class:`UnsafePickleError`).
     """
     if codec not in codecs.RESULT_CODECS:
         raise DecodeError(
@@ -357,7 +331,7 @@ def load_result(
     if codec == "json":
         return codecs.decode_json(data, where)
     try:
-        return unpickle(store, sha1, data, where)
+        return codecs.unpickle(data, sha1, where, trusts_pickle)
     except CorruptObjectError:
         _quarantine(store, path)
         return MISS
@@ -392,13 +366,16 @@ def _load_npy(store: Store, path: str, sha1: str, size: int, token: bytes | None
     return array
 
 
-def load_value(store: Store, ref: Ref, codec: str) -> Any:
+def load_value(
+    store: Store, ref: Ref, codec: str, *, trusts_pickle: Callable[[str], bool] | None = None
+) -> Any:
     """Load an object written by :func:`put_value` (fetched and verified from the zone if
     it is not local), or :data:`MISS` if it is missing everywhere or corrupt.
 
     The checks and errors are :func:`load_result`'s, against the local object's size:
     intact bytes that do not decode raise :class:`DecodeError`, an untrusted pickle
-    :class:`UnsafePickleError`; the object stays where it is.
+    :class:`UnsafePickleError`; the object stays where it is. ``trusts_pickle`` is the
+    trust rule (the action cache's ``trusts_pickle``); without it no pickle is trusted.
     """
     root = str(store.root)
     path = f"{root}/{object_key(ref.sha1)}"
@@ -409,7 +386,12 @@ def load_value(store: Store, ref: Ref, codec: str) -> Any:
             size = os.lstat(store.download(ref)).st_size
         except ObjectNotFoundError:
             return MISS
-    return load_result(store, root, ref.sha1, codec, size, None)
+    return load_result(store, root, ref.sha1, codec, size, None, trusts_pickle or _no_pickle)
+
+
+def _no_pickle(sha1: str) -> bool:
+    """The trust rule of a caller that trusts no pickle."""
+    return False
 
 
 def result_exists(store: Store, root: str, sha1: str, size: int) -> bool:

@@ -460,7 +460,7 @@ class ActionCache:
         try:
             return load_result(
                 self.store, self._root, entry.result, entry.codec, entry.size,
-                entry.array_token,
+                entry.array_token, self.trusts_pickle,
             )
         except (DecodeError, UnsafePickleError) as exc:
             # Intact bytes that no longer decode (a class changed, a planted entry with

@@ -22,7 +22,7 @@ from pathlib import Path
 from secrets import token_hex
 from typing import Any
 
-from . import _layout, _marks, codecs
+from . import _default_store, _layout, _marks, codecs
 from ._atomic import (
     TEMP_SUFFIX,
     copy_file_into,
@@ -479,12 +479,10 @@ class Store:
 
     def load_pkl(self, uri: str | Ref, *, trusted: bool = False, verify: bool = False) -> Any:
         """Load a pickle. Restricted to safe types unless ``trusted=True`` (see
-        :func:`kachery_flows._results.unpickle`, through which every pickle passes)."""
-        from ._results import unpickle
-
+        :func:`kachery_flows.codecs.unpickle`, through which every pickle passes)."""
         ref = parse_uri(uri)
         data = self.load_bytes(ref, verify=verify)
-        return unpickle(self, ref.sha1, data, ref.uri, trusted=trusted)
+        return codecs.unpickle(data, ref.sha1, ref.uri, trusted)
 
     def load(self, uri: str | Ref, codec: str = "bytes", **kwargs: Any) -> Any:
         """Load with a named codec (see :data:`kachery_flows.codecs.CODECS`): ``bytes``,
@@ -631,3 +629,6 @@ def get_default_store() -> Store:
         store = _default[1]
         _default_fingerprint = (fingerprint, store)
         return store
+
+
+_default_store.register(get_default_store)

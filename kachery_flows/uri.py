@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
+from ._default_store import default_store
 from .codecs import codec_for_label, get_codec
 from .errors import InvalidURIError
 
@@ -182,16 +183,12 @@ class Ref:
         Extra keyword arguments go to the codec's loader (``mmap_mode=`` for npy,
         ``trusted=`` for pkl).
         """
-        from .store import get_default_store
-
-        target = store if store is not None else get_default_store()
+        target = store if store is not None else default_store()
         return target.load(self, codec or self.guess_codec() or "bytes", **kwargs)
 
     def path(self, *, store: Store | None = None) -> str:
         """Local file path of the object, fetched from the zone if needed."""
-        from .store import get_default_store
-
-        target = store if store is not None else get_default_store()
+        target = store if store is not None else default_store()
         return target.load_file(self)
 
 
