@@ -11,74 +11,23 @@ cache only if the hash matches.
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
-import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from secrets import token_hex
-from typing import Any
+from typing import Any, cast
 
-from . import _default_store, _layout, _marks, codecs
-from ._atomic import (
-    TEMP_SUFFIX,
-    copy_file_into,
-    make_dirs,
-    publish,
-    staged_writer,
-)
+from . import _default_store, _layout, _marks, _transfer, _verify, codecs
+from ._atomic import copy_file_into, publish, staged_writer
 from ._evict import AccessLog, Bound
-from ._scan import hash_object, iter_objects, iter_stray_files
-from .config import load_settings, settings_fingerprint
-from .errors import (
-    CorruptObjectError,
-    KacheryError,
-    ObjectNotFoundError,
-    StoreWriteError,
-    ZoneError,
-)
-from .hashing import HashingWriter, sha1_of_file
+from ._scan import iter_objects
+from ._verify import VerifyReport
+from .config import Settings, load_settings
+from .hashing import HashingWriter
 from .uri import Ref, parse_uri
 from .zones.base import Progress, Zone
 
 __all__ = ["Store", "VerifyReport", "get_default_store"]
-
-# A download whose bytes do not match is fetched once more before CorruptObjectError:
-# bytes damaged in transit are then repaired, while a corrupt zone object costs one
-# extra download (restic's "retry once" rule).
-_DOWNLOAD_ATTEMPTS = 2
-
-
-@dataclass
-class VerifyReport:
-    """What :meth:`Store.verify` found."""
-
-    checked: int = 0
-    bytes_checked: int = 0
-    corrupt: list[str] = field(default_factory=list)
-    quarantined: list[str] = field(default_factory=list)
-    temp_files: list[str] = field(default_factory=list)
-    removed_temp_files: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when no corrupt object was found (orphan temp files are not errors)."""
-        return not self.corrupt
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able summary."""
-        return {
-            "ok": self.ok,
-            "checked": self.checked,
-            "bytes_checked": self.bytes_checked,
-            "corrupt": self.corrupt,
-            "quarantined": self.quarantined,
-            "temp_files": self.temp_files,
-            "removed_temp_files": self.removed_temp_files,
-        }
 
 
 class Store:
@@ -228,18 +177,7 @@ class Store:
         ref = parse_uri(uri)
         if self.zone is None or not self.zone.writable:
             return False
-        path = self._local_path(ref)
-        if path is None:
-            raise ObjectNotFoundError(
-                f"{ref.uri} is not in the local store {self.root}; nothing to upload",
-                uri=ref.uri,
-            )
-        if replace:
-            actual = sha1_of_file(path)
-            if actual != ref.sha1:  # refuse, rather than repair it from the zone's copy
-                raise self._corrupt_local(ref, path, actual)
-            self.zone.delete(ref.sha1)
-        self.zone.put(path, ref.sha1, progress)
+        _transfer.upload(self, self.zone, ref, progress=progress, replace=replace)
         return True
 
     def download(self, uri: str | Ref, *, progress: Progress | None = None) -> str:
@@ -334,85 +272,15 @@ class Store:
 
         return network_zone_for(ref.zone, self.zone)
 
-    def _not_found(
-        self, ref: Ref, zone: Zone | None, detail: str | None = None
-    ) -> ObjectNotFoundError:
-        where = f"the local store {self.root}"
-        if zone is not None:
-            where += f" or the zone {zone.name}"
-        hint = "" if zone is not None else " (no zone is configured: set KACHERY_ZONE)"
-        if detail:
-            hint += f" ({detail})"
-        return ObjectNotFoundError(f"{ref.uri} was not found in {where}{hint}", uri=ref.uri)
-
     def _fetch(self, ref: Ref, progress: Progress | None = None) -> Path:
-        zone = self._zone_for(ref)
-        if zone is None:
-            raise self._not_found(ref, zone)
-        actual = ""
-        for _attempt in range(_DOWNLOAD_ATTEMPTS):
-            with staged_writer(
-                self.staging_dir, fsync=self.fsync, group_shared=self.group_shared
-            ) as writer:
-                try:
-                    zone.get(ref.sha1, writer.path, progress)
-                except ObjectNotFoundError as exc:
-                    raise self._not_found(ref, zone, exc.detail) from exc
-                except KacheryError:
-                    raise
-                except OSError as exc:
-                    raise _download_error(exc, ref, zone, writer.path) from exc
-                actual = sha1_of_file(writer.path)
-            if actual == ref.sha1:
-                dest = _layout.object_path(self.root, ref.sha1)
-                created = publish(
-                    writer.path, dest, sha1=actual, fsync=self.fsync,
-                    group_shared=self.group_shared,
-                )
-                if created and self.bound is not None:
-                    self.bound.added(dest.stat().st_size)
-                return dest
-            writer.path.unlink(missing_ok=True)
-        raise CorruptObjectError(
-            f"bytes downloaded for {ref.uri} from zone {zone.name} hash to {actual} "
-            f"({_DOWNLOAD_ATTEMPTS} attempts); they were discarded and nothing entered the "
-            "cache. The zone's copy is damaged: replace it from a good copy with "
-            f"`kachery-flows push --replace {ref.uri}`.",
-            uri=ref.uri,
-            actual_sha1=actual,
-        )
+        return _transfer.download(self, ref, self._zone_for(ref), progress)
 
     def _ensure_local(self, ref: Ref, *, verify: bool) -> Path:
         path = self._local_path(ref)
         if path is None:
             return self._fetch(ref)
         self._access_log.note(ref.sha1)
-        if verify:
-            actual = sha1_of_file(path)
-            if actual != ref.sha1:
-                return self._repair(ref, path, actual)
-        return path
-
-    def _repair(self, ref: Ref, path: Path, actual: str) -> Path:
-        """A verified read found ``path`` corrupt: with a zone, move it to the quarantine
-        and fetch a good copy; otherwise (or if that fails) raise CorruptObjectError."""
-        if self._zone_for(ref) is None:
-            raise self._corrupt_local(ref, path, actual)
-        try:
-            self.quarantine(path)
-            return self._fetch(ref)
-        except (ObjectNotFoundError, StoreWriteError) as exc:
-            detail = f" and no good copy could be fetched from the zone ({exc})"
-            raise self._corrupt_local(ref, path, actual, detail) from exc
-
-    @staticmethod
-    def _corrupt_local(ref: Ref, path: Path, actual: str, detail: str = "") -> CorruptObjectError:
-        return CorruptObjectError(
-            f"local object {path} for {ref.uri} is corrupt (its bytes hash to {actual})"
-            f"{detail}; run `kachery-flows verify --quarantine` to move it aside",
-            uri=ref.uri,
-            actual_sha1=actual,
-        )
+        return _transfer.verified(self, ref, path, self._zone_for(ref)) if verify else path
 
     def exists(self, uri: str | Ref) -> bool:
         """Whether the object is in the local store or the zone."""
@@ -494,22 +362,7 @@ class Store:
         """Where the object is and how big it is (no download)."""
         ref = parse_uri(uri)
         path = self._local_path(ref)
-        zone = self._zone_for(ref) if path is None else self.zone
-        in_zone: bool | None = None
-        if path is None and zone is not None:
-            in_zone = zone.has(ref.sha1)
-        if path is None and not in_zone:
-            raise self._not_found(ref, zone)
-        return {
-            "uri": ref.uri,
-            "sha1": ref.sha1,
-            "label": ref.label,
-            "local": path is not None,
-            "path": str(path) if path is not None else None,
-            "size": path.stat().st_size if path is not None else None,
-            "zone": zone.name if zone is not None else None,
-            "in_zone": in_zone,
-        }
+        return _transfer.locate(self, ref, path, self._zone_for(ref) if path is None else self.zone)
 
     # ------------------------------------------------------------ maintenance
     def iter_hashes(self) -> Iterator[str]:
@@ -519,13 +372,7 @@ class Store:
 
     def iter_temp_files(self) -> Iterator[Path]:
         """Temp files left by writers: ours (``*.part``) and kachery-cloud's in shards."""
-        for stray in iter_stray_files(str(self.root)):
-            yield Path(stray)
-        if self.staging_dir.is_dir():
-            with os.scandir(self.staging_dir) as entries:
-                for entry in entries:
-                    if entry.name.endswith(TEMP_SUFFIX) and entry.is_file():
-                        yield Path(entry.path)
+        return _verify.iter_temp_files(self.root)
 
     def verify(
         self,
@@ -542,62 +389,16 @@ class Store:
         older than ``temp_grace_seconds`` (so not a live writer's) are reported, and
         deleted with ``remove_temp=True``.
         """
-        report = VerifyReport()
-        for sha1, object_file, _stat in iter_objects(str(self.root)):
-            try:
-                actual, size = hash_object(object_file)
-            except FileNotFoundError:
-                continue  # evicted or removed meanwhile
-            report.checked += 1
-            report.bytes_checked += size
-            if progress is not None:
-                progress(size)
-            if actual != sha1:
-                report.corrupt.append(sha1)
-                if quarantine:
-                    report.quarantined.append(str(self.quarantine(Path(object_file))))
-        cutoff = time.time() - temp_grace_seconds
-        for temp in self.iter_temp_files():
-            try:
-                if temp.stat().st_mtime > cutoff:
-                    continue
-            except FileNotFoundError:
-                continue
-            report.temp_files.append(str(temp))
-            if remove_temp:
-                temp.unlink(missing_ok=True)
-                report.removed_temp_files.append(str(temp))
-        return report
+        return _verify.verify(
+            self.root, group_shared=self.group_shared, quarantine_corrupt=quarantine,
+            remove_temp=remove_temp, temp_grace_seconds=temp_grace_seconds,
+            progress=progress,
+        )
 
     def quarantine(self, path: Path) -> Path:
         """Move the (corrupt) file ``path`` into :attr:`quarantine_dir`; return where it
         went. A later load of its object fetches a good copy from the zone."""
-        try:
-            make_dirs(self.quarantine_dir, group_shared=self.group_shared)
-            # time, and a random part: quarantining twice in a second must keep both copies
-            target = self.quarantine_dir / f"{path.name}.{int(time.time())}.{token_hex(4)}"
-            os.replace(path, target)
-        except OSError as exc:
-            raise StoreWriteError(
-                exc.errno or 0, f"cannot quarantine {path}: {exc.strerror}", str(path)
-            ) from exc
-        return target
-
-
-# errnos that only the writing side of a copy gives: the local disk is full or read-only
-_WRITE_SIDE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
-
-
-def _download_error(exc: OSError, ref: Ref, zone: Zone, temp: Path) -> KacheryError:
-    """The typed error for an OSError a zone's ``get`` let through."""
-    if exc.errno in _WRITE_SIDE_ERRNOS:
-        return StoreWriteError.from_os_error(exc, f"download {ref.uri} into", temp)
-    return ZoneError(f"zone {zone.name}: reading {ref.uri} failed: {exc}")
-
-
-_default_lock = threading.Lock()
-_default: tuple[tuple[Any, ...], Store] | None = None
-_default_fingerprint: tuple[tuple[str | None, ...], Store] | None = None
+        return _verify.quarantine(self.root, path, group_shared=self.group_shared)
 
 
 def _open_configured_zone(spec: str) -> Zone:
@@ -606,29 +407,18 @@ def _open_configured_zone(spec: str) -> Zone:
     return open_zone(spec)
 
 
+def _build_default(settings: Settings) -> Store:
+    zone = _open_configured_zone(settings.zone) if settings.zone else None
+    return Store(settings.root, zone=zone)
+
+
 def get_default_store() -> Store:
     """The store built from the environment (``KACHERY_CLOUD_DIR``, ``KACHERY_ZONE``, ...).
 
     The environment is re-read on every call, so changing it (e.g. in tests) takes effect
     at once; the store is rebuilt only when the settings change.
     """
-    global _default, _default_fingerprint
-    fingerprint = settings_fingerprint()
-    cached = _default_fingerprint
-    if cached is not None and cached[0] == fingerprint:
-        return cached[1]
-    settings = load_settings()
-    key = (
-        settings.root, settings.zone, settings.fsync, settings.multi_user,
-        settings.retry_seconds, settings.trust_zone_pickles, settings.max_size,
-    )
-    with _default_lock:
-        if _default is None or _default[0] != key:
-            zone = _open_configured_zone(settings.zone) if settings.zone else None
-            _default = (key, Store(settings.root, zone=zone))
-        store = _default[1]
-        _default_fingerprint = (fingerprint, store)
-        return store
+    return cast(Store, _default_store.default_store())
 
 
-_default_store.register(get_default_store)
+_default_store.register(_build_default)
