@@ -152,18 +152,9 @@ _tokens = BackgroundThread("kachery-token")
 def _encoder(value: Any) -> tuple[str, Callable[[HashingWriter], object]]:
     """The codec that suits ``value`` (see the module docs) and a writer of its bytes."""
     if codecs.fits_npy(value):
-        array = value
-
-        def write_npy(w: HashingWriter) -> None:
-            codecs.write_npy(w, array)
-
-        return "npy", write_npy
+        return "npy", lambda w: codecs.write_npy(w, value)
     codec, data = _bytes_encoding(value)
-
-    def write(w: HashingWriter) -> None:
-        w.write(data)
-
-    return codec, write
+    return codec, lambda w: w.write(data)
 
 
 def _bytes_encoding(value: Any) -> tuple[str, bytes]:
