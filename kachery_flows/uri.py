@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from ._default_store import default_store
-from .codecs import codec_for_label, get_codec
+from .codecs import CODECS, codec_for_label, get_codec
 from .errors import InvalidURIError
 
 if TYPE_CHECKING:
@@ -147,8 +147,9 @@ class Ref:
             raise InvalidURIError(
                 f"invalid SHA-1 {self.sha1!r}: expected 40 lowercase hex digits"
             )
-        if self.codec is not None:
-            get_codec(self.codec)
+        codec = self.codec
+        if codec is not None and (type(codec) is not str or codec not in CODECS):
+            get_codec(codec)  # raises ValueError naming the codecs
         if self.zone is not None and (problem := _zone_problem(self.zone)) is not None:
             raise InvalidURIError(f"invalid zone {self.zone!r}: {problem}")
 
