@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DOWNLOAD_ATTEMPTS", "corrupt_local", "download", "locate", "not_found", "upload",
-    "verified",
+    "verified", "zone_for",
 ]
 
 #: A download whose bytes do not match is fetched once more before CorruptObjectError:
@@ -41,6 +41,16 @@ __all__ = [
 DOWNLOAD_ATTEMPTS = 2
 # errnos that only the writing side of a copy gives: the local disk is full or read-only
 _WRITE_SIDE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+
+
+def zone_for(store: Store, ref: Ref) -> Zone | None:
+    """The zone ``ref`` is fetched from: the kachery network zone that a
+    ``kachery:<zone>:sha1:...`` URI names, else the store's zone."""
+    if ref.zone is None:
+        return store.zone
+    from .zones.kachery_network import network_zone_for
+
+    return network_zone_for(ref.zone, store.zone)
 
 
 def not_found(
@@ -111,13 +121,14 @@ def download(store: Store, ref: Ref, zone: Zone | None, progress: Progress | Non
     )
 
 
-def verified(store: Store, ref: Ref, path: Path, zone: Zone | None) -> Path:
+def verified(store: Store, ref: Ref, path: Path) -> Path:
     """``path`` if the local object hashes to ``ref``; if it is corrupt, with a zone, it
     is moved to the quarantine and a good copy fetched; otherwise (or if that fails)
     :class:`CorruptObjectError`."""
     actual = sha1_of_file(path)
     if actual == ref.sha1:
         return path
+    zone = zone_for(store, ref)
     if zone is None:
         raise corrupt_local(ref, path, actual)
     try:
@@ -146,9 +157,10 @@ def upload(
     zone.put(path, ref.sha1, progress)
 
 
-def locate(store: Store, ref: Ref, path: Path | None, zone: Zone | None) -> dict[str, Any]:
-    """Where ``ref`` is: its local ``path`` (None: not local) or ``zone`` (asked only when
-    it is not local); see :meth:`Store.info`."""
+def locate(store: Store, ref: Ref, path: Path | None) -> dict[str, Any]:
+    """Where ``ref`` is: its local ``path`` (None: not local), or its zone (asked only
+    when it is not local); see :meth:`Store.info`."""
+    zone = zone_for(store, ref) if path is None else store.zone
     in_zone: bool | None = None
     if path is None and zone is not None:
         in_zone = zone.has(ref.sha1)

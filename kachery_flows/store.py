@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from . import _default_store, _layout, _marks, _transfer, _verify, codecs
-from ._atomic import copy_file_into, publish, staged_writer
+from ._atomic import file_writer, publish, staged_writer
 from ._evict import AccessLog, Bound
 from ._scan import iter_objects
 from ._verify import VerifyReport
@@ -200,15 +200,7 @@ class Store:
         progress: Progress | None = None,
     ) -> Ref:
         """Copy a file into the store (hashing it in the same pass) and return its Ref."""
-        source = Path(path)
-        if source.is_dir():
-            raise IsADirectoryError(f"cannot store {source}: it is a directory")
-        if not source.is_file():
-            raise FileNotFoundError(f"cannot store {source}: no such file")
-        return self.write_object(
-            lambda writer: copy_file_into(source, writer, progress), "bytes", label,
-            upload=not local,
-        )
+        return self.write_object(file_writer(path, progress), "bytes", label, upload=not local)
 
     def put_text(self, text: str, label: str | None = None, *, local: bool = False) -> Ref:
         """Store text as UTF-8 and return its Ref."""
@@ -263,31 +255,22 @@ class Store:
         path = _layout.object_path(self.root, ref.sha1)
         return path if path.is_file() else None
 
-    def _zone_for(self, ref: Ref) -> Zone | None:
-        """The zone ``ref`` is fetched from: the kachery network zone that a
-        ``kachery:<zone>:sha1:...`` URI names, else the store's zone."""
-        if ref.zone is None:
-            return self.zone
-        from .zones.kachery_network import network_zone_for
-
-        return network_zone_for(ref.zone, self.zone)
-
     def _fetch(self, ref: Ref, progress: Progress | None = None) -> Path:
-        return _transfer.download(self, ref, self._zone_for(ref), progress)
+        return _transfer.download(self, ref, _transfer.zone_for(self, ref), progress)
 
     def _ensure_local(self, ref: Ref, *, verify: bool) -> Path:
         path = self._local_path(ref)
         if path is None:
             return self._fetch(ref)
         self._access_log.note(ref.sha1)
-        return _transfer.verified(self, ref, path, self._zone_for(ref)) if verify else path
+        return _transfer.verified(self, ref, path) if verify else path
 
     def exists(self, uri: str | Ref) -> bool:
         """Whether the object is in the local store or the zone."""
         ref = parse_uri(uri)
         if self._local_path(ref) is not None:
             return True
-        zone = self._zone_for(ref)
+        zone = _transfer.zone_for(self, ref)
         return zone is not None and zone.has(ref.sha1)
 
     def load_file(
@@ -362,7 +345,7 @@ class Store:
         """Where the object is and how big it is (no download)."""
         ref = parse_uri(uri)
         path = self._local_path(ref)
-        return _transfer.locate(self, ref, path, self._zone_for(ref) if path is None else self.zone)
+        return _transfer.locate(self, ref, path)
 
     # ------------------------------------------------------------ maintenance
     def iter_hashes(self) -> Iterator[str]:
