@@ -21,6 +21,7 @@ __all__ = [
     "TEMP_SUFFIX",
     "copy_file_into",
     "create_marker",
+    "file_writer",
     "fsync_dir",
     "holds",
     "make_dirs",
@@ -121,6 +122,19 @@ def _fsync(fd: int, path: Path) -> None:
         os.fsync(fd)
     except OSError as exc:
         raise StoreWriteError.from_os_error(exc, "fsync", path) from exc
+
+
+def file_writer(
+    path: str | os.PathLike[str], progress: Callable[[int], object] | None = None
+) -> Callable[[HashingWriter], None]:
+    """A writer of the file ``path`` for a staged write, after checking (before anything
+    is staged) that it is a file: IsADirectoryError or FileNotFoundError otherwise."""
+    source = Path(path)
+    if source.is_dir():
+        raise IsADirectoryError(f"cannot store {source}: it is a directory")
+    if not source.is_file():
+        raise FileNotFoundError(f"cannot store {source}: no such file")
+    return lambda writer: copy_file_into(source, writer, progress)
 
 
 def copy_file_into(

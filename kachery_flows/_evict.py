@@ -39,10 +39,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._background import BackgroundThread
+from ._layout import OBJECTS_DIR, object_key
 from ._scan import iter_objects
 from .config import parse_size
 from .errors import KacheryError
-from .zones.base import Progress, Zone, object_key
+from .zones.base import Progress, Zone
 
 if TYPE_CHECKING:
     from .store import Store
@@ -136,7 +137,7 @@ class AccessLog:
 def open_objects(root: str) -> set[tuple[int, int]]:
     """``(device, inode)`` of the objects under ``root`` that a process this user can see
     has open or memory-mapped (Linux ``/proc``; empty elsewhere)."""
-    prefix = os.path.realpath(root) + "/sha1/"
+    prefix = f"{os.path.realpath(root)}/{OBJECTS_DIR}/"
     found: set[tuple[int, int]] = set()
     try:
         pids = [name for name in os.listdir("/proc") if name.isdigit()]

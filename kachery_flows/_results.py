@@ -34,15 +34,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import codecs
+from . import _marks, codecs
 from ._background import BackgroundThread
+from ._layout import object_key
 from ._safeopen import READ_FLAGS, read_fd
 from .errors import (
     CorruptObjectError,
     DecodeError,
     KacheryError,
     ObjectNotFoundError,
-    UnsafePickleError,
 )
 from .hashing import HashingWriter, sha1_of_file
 from .store import Store
@@ -54,14 +54,12 @@ __all__ = [
     "StoredResult",
     "load_result",
     "load_value",
-    "object_path",
     "inline_result",
     "put_value",
     "result_exists",
     "scan_refs",
     "small_encoding",
     "store_result",
-    "unpickle",
 ]
 
 #: json/bytes/pkl results up to this size, and npy results up to :data:`VERIFY_NPY_LIMIT`,
@@ -70,7 +68,6 @@ __all__ = [
 VERIFY_LIMIT = 8 << 20
 #: Memory-mapped results are re-hashed only when small: hashing defeats lazy loading.
 VERIFY_NPY_LIMIT = 64 << 10
-_SUFFIX = {"npy": ".npy", "json": ".json", "pkl": ".pkl", "bytes": ""}
 #: Results smaller than this are read without an ``fstat`` first (a bounded allocation).
 _DIRECT_READ = 1 << 20
 _MAX_SCAN = 10_000
@@ -99,13 +96,6 @@ class StoredResult:
 def _type_name(value: Any) -> str:
     cls = type(value)
     return f"{cls.__module__}.{cls.__qualname__}" if cls.__module__ != "builtins" else cls.__name__
-
-
-def _is_npy_array(value: Any) -> bool:
-    np = sys.modules.get("numpy")
-    if np is None or type(value) not in (np.ndarray, np.memmap):
-        return False
-    return not value.dtype.hasobject and getattr(type(value.dtype), "_legacy", True)
 
 
 def _json_exact(value: Any, depth: int = 0) -> bool:
@@ -161,19 +151,10 @@ _tokens = BackgroundThread("kachery-token")
 
 def _encoder(value: Any) -> tuple[str, Callable[[HashingWriter], object]]:
     """The codec that suits ``value`` (see the module docs) and a writer of its bytes."""
-    if _is_npy_array(value):
-        array = value
-
-        def write_npy(w: HashingWriter) -> None:
-            codecs.write_npy(w, array)
-
-        return "npy", write_npy
+    if codecs.fits_npy(value):
+        return "npy", lambda w: codecs.write_npy(w, value)
     codec, data = _bytes_encoding(value)
-
-    def write(w: HashingWriter) -> None:
-        w.write(data)
-
-    return codec, write
+    return codec, lambda w: w.write(data)
 
 
 def _bytes_encoding(value: Any) -> tuple[str, bytes]:
@@ -191,7 +172,7 @@ def small_encoding(value: Any, limit: int) -> tuple[str, bytes] | None:
     """``(codec, bytes)`` of a ``json``, ``bytes`` or ``pkl`` result of at most ``limit``
     bytes (the codec :func:`store_result` would choose), which the action cache may keep
     inline in its entry; None for arrays and anything larger."""
-    if _is_npy_array(value):
+    if codecs.fits_npy(value):
         return None
     codec, data = _bytes_encoding(value)
     return (codec, data) if len(data) <= limit else None
@@ -201,7 +182,7 @@ def inline_result(value: Any, codec: str, data: bytes, stem: str) -> StoredResul
     """The :class:`StoredResult` of bytes kept inline (not written as an object yet)."""
     sha1 = hashlib.sha1(data).hexdigest()
     refs = () if codec == "bytes" else scan_refs(value)
-    return StoredResult(Ref(sha1, stem + _SUFFIX[codec], codec), len(data), None,
+    return StoredResult(Ref(sha1, stem + codecs.suffix(codec), codec), len(data), None,
                         _type_name(value), refs)
 
 
@@ -211,7 +192,7 @@ def store_result(store: Store, value: Any, stem: str) -> StoredResult:
     # The content token of an array is hashed on another core while the array is written.
     pending = _tokens.submit(array_token, value) if codec == "npy" else None
     try:
-        ref = store._put_cache_object(write, codec, label=stem + _SUFFIX[codec])
+        ref = store.write_object(write, codec, stem + codecs.suffix(codec), collectable=True)
     finally:
         token = pending.result() if pending is not None else None
     size = store.object_path(ref).stat().st_size
@@ -227,12 +208,12 @@ def put_value(store: Store, value: Any, stem: str) -> Ref:
     bytes), so :meth:`Ref.guess_codec` recovers the codec from the URI alone.
     """
     codec, write = _encoder(value)
-    return store._put(write, stem + _SUFFIX[codec], codec, local=False)
+    return store.write_object(write, codec, stem + codecs.suffix(codec))
 
 
 def _quarantine(store: Store, path: str) -> None:
     try:
-        store._quarantine(Path(path))
+        store.quarantine(Path(path))
     except (KacheryError, OSError):
         with suppress(OSError):
             os.unlink(path)
@@ -247,7 +228,7 @@ def _fetch(store: Store, sha1: str) -> str | None:
         path = store.load_file(Ref(sha1))
     except ObjectNotFoundError:
         return None
-    store._mark_cache_object(sha1, created=True)
+    _marks.mark(store.root, sha1, created=True, group_shared=store.group_shared)
     return path
 
 
@@ -295,43 +276,14 @@ def _mismatch(store: Store, path: str, sha1: str) -> Any:
     return MISS
 
 
-def object_path(root: str, sha1: str) -> str:
-    """``<root>/sha1/aa/bb/cc/<sha1>`` as a string (cheaper than pathlib on hot paths)."""
-    return f"{root}/sha1/{sha1[0:2]}/{sha1[2:4]}/{sha1[4:6]}/{sha1}"
-
-
-def unpickle(
-    store: Store, sha1: str, data: bytes, where: str, *, trusted: bool | None = None
-) -> Any:
-    """Decode the stored pickle ``sha1``: every pickle the package loads passes here
-    (``load_pkl``, ``Ref.load``, ``dask.load_ref``, memo hits, ``KacherySerializer``).
-
-    ``trusted=True`` (the caller vouches for the writer) unpickles with :mod:`pickle`;
-    ``trusted=False`` uses the safe decoder (containers, scalars, plain arrays; anything
-    else is :class:`UnsafePickleError`). ``trusted=None`` applies the store's trust rule:
-    :mod:`pickle` only if this store pickled exactly these bytes itself or trusts its
-    zone's pickles (``SECURITY.md``), and the bytes hash to ``sha1``; otherwise
-    :class:`UnsafePickleError` and nothing is decoded.
-    """
-    if trusted is None:
-        from .records import action_cache
-
-        if not action_cache(store).trusts_pickle(sha1):
-            raise UnsafePickleError(
-                f"not unpickling {where}: this store did not pickle it, and it does not "
-                "trust its zone's pickles (KACHERY_FLOWS_TRUST_ZONE_PICKLES=1 or "
-                '"trust_pickles": true in zones.json; see SECURITY.md)'
-            )
-        if hashlib.sha1(data).hexdigest() != sha1:
-            raise CorruptObjectError(
-                f"{where}: its bytes do not hash to {sha1}", uri=f"sha1://{sha1}"
-            )
-        trusted = True
-    return codecs.decode_pkl(data, where, trusted=trusted)
-
-
 def load_result(
-    store: Store, root: str, sha1: str, codec: str, size: int, token: bytes | None
+    store: Store,
+    root: str,
+    sha1: str,
+    codec: str,
+    size: int,
+    token: bytes | None,
+    trusts_pickle: Callable[[str], bool],
 ) -> Any:
     """Load a memoized result, or :data:`MISS` if it is missing, corrupt, or not the size
     its entry says.
@@ -339,14 +291,15 @@ def load_result(
     ``root`` is ``str(store.root)``. Only an object whose own bytes fail their hash is
     moved to the quarantine. Intact bytes that do not decode with ``codec`` raise
     :class:`DecodeError` (a codec outside the closed set ``npy``/``json``/``bytes``/``pkl``
-    too, before anything is read); a pickle goes through :func:`unpickle`'s trust rule
-    (:class:`UnsafePickleError`).
+    too, before anything is read); a pickle goes through :func:`codecs.unpickle` with the
+    trust rule ``trusts_pickle`` (the action cache's; :class:`UnsafePickleError`).
     """
-    if codec not in _SUFFIX:
+    if codec not in codecs.RESULT_CODECS:
         raise DecodeError(
-            f"sha1://{sha1}: unknown result codec {codec!r}; expected one of {sorted(_SUFFIX)}"
+            f"sha1://{sha1}: unknown result codec {codec!r}; expected one of "
+            f"{sorted(codecs.RESULT_CODECS)}"
         )
-    path = object_path(root, sha1)
+    path = f"{root}/{object_key(sha1)}"
     if codec == "npy":
         return _load_npy(store, path, sha1, size, token)
     try:
@@ -369,7 +322,7 @@ def load_result(
     if codec == "json":
         return codecs.decode_json(data, where)
     try:
-        return unpickle(store, sha1, data, where)
+        return codecs.unpickle(data, sha1, where, trusts_pickle)
     except CorruptObjectError:
         _quarantine(store, path)
         return MISS
@@ -404,16 +357,19 @@ def _load_npy(store: Store, path: str, sha1: str, size: int, token: bytes | None
     return array
 
 
-def load_value(store: Store, ref: Ref, codec: str) -> Any:
+def load_value(
+    store: Store, ref: Ref, codec: str, *, trusts_pickle: Callable[[str], bool] | None = None
+) -> Any:
     """Load an object written by :func:`put_value` (fetched and verified from the zone if
     it is not local), or :data:`MISS` if it is missing everywhere or corrupt.
 
     The checks and errors are :func:`load_result`'s, against the local object's size:
     intact bytes that do not decode raise :class:`DecodeError`, an untrusted pickle
-    :class:`UnsafePickleError`; the object stays where it is.
+    :class:`UnsafePickleError`; the object stays where it is. ``trusts_pickle`` is the
+    trust rule (the action cache's ``trusts_pickle``); without it no pickle is trusted.
     """
     root = str(store.root)
-    path = object_path(root, ref.sha1)
+    path = f"{root}/{object_key(ref.sha1)}"
     try:
         size = os.lstat(path).st_size
     except FileNotFoundError:
@@ -421,13 +377,18 @@ def load_value(store: Store, ref: Ref, codec: str) -> Any:
             size = os.lstat(store.download(ref)).st_size
         except ObjectNotFoundError:
             return MISS
-    return load_result(store, root, ref.sha1, codec, size, None)
+    return load_result(store, root, ref.sha1, codec, size, None, trusts_pickle or _no_pickle)
+
+
+def _no_pickle(sha1: str) -> bool:
+    """The trust rule of a caller that trusts no pickle."""
+    return False
 
 
 def result_exists(store: Store, root: str, sha1: str, size: int) -> bool:
     """Whether the result object is present (locally with the right size, or only in the
     zone)."""
-    path = object_path(root, sha1)
+    path = f"{root}/{object_key(sha1)}"
     try:
         st = os.lstat(path)
     except FileNotFoundError:

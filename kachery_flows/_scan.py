@@ -13,6 +13,7 @@ import os
 import stat
 from collections.abc import Iterator
 
+from ._layout import OBJECTS_DIR
 from .uri import is_sha1_hex
 
 __all__ = ["hash_object", "iter_objects", "iter_stray_files", "subdirs"]
@@ -36,7 +37,7 @@ def subdirs(path: str) -> list[str]:
 
 def _shard_entries(root: str) -> Iterator[tuple[str, list[os.DirEntry[str]]]]:
     """``(shard path, its entries)`` of every ``<root>/sha1/aa/bb/cc``, in order."""
-    for level1 in subdirs(f"{root}/sha1"):
+    for level1 in subdirs(f"{root}/{OBJECTS_DIR}"):
         for level2 in subdirs(level1):
             for level3 in subdirs(level2):
                 try:

@@ -1,27 +1,42 @@
-"""Encoders and decoders, byte-compatible with kachery-cloud.
+"""The codecs: one table of how values become stored bytes and back, byte-compatible
+with kachery-cloud.
 
-* text: UTF-8, no BOM, no newline translation.
-* json: ``sort_keys``, ``separators=(',', ':')``, ``ensure_ascii``, ``allow_nan=False``;
-  floats stay floats; namedtuples become objects (simplejson's behaviour); ``Ref`` values
-  become their URI; ``Decimal`` is rejected.
-* npy: exactly the bytes of ``np.save(..., allow_pickle=False)``.
-* pkl: pickle protocol 4; loading goes through an allow-list unless ``trusted=True``.
+=========  ========  ==================================================================
+codec      suffix    bytes
+=========  ========  ==================================================================
+bytes      (none)    the bytes as given
+text       .txt      UTF-8, no BOM, no newline translation
+json       .json     ``sort_keys``, ``separators=(',', ':')``, ``ensure_ascii``,
+                     ``allow_nan=False``; floats stay floats; namedtuples become objects
+                     (simplejson's behaviour); ``Ref`` values become their URI;
+                     ``Decimal`` is rejected
+npy        .npy      exactly the bytes of ``np.save(..., allow_pickle=False)``
+pkl        .pkl      pickle protocol 4; loading goes through an allow-list unless trusted
+=========  ========  ==================================================================
+
+:data:`CODECS` is the table (a label's suffix names its codec: :func:`codec_for_label`);
+:func:`npy_problem` / :func:`fits_npy` are the one rule for what ``.npy`` can hold; and
+:func:`unpickle` is the one place a stored pickle is decoded, applying the trust rule.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import pickle
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ._safe_pickle import safe_loads
 from ._safeopen import open_regular
-from .errors import DecodeError, UnsafePickleError
-from .uri import Ref
+from .errors import CorruptObjectError, DecodeError, UnsafePickleError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -29,13 +44,22 @@ if TYPE_CHECKING:
     from .hashing import HashingWriter
 
 __all__ = [
+    "CODECS",
+    "RESULT_CODECS",
+    "Codec",
+    "codec_for_label",
     "decode_json",
     "decode_pkl",
     "decode_text",
     "encode_json",
     "encode_pkl",
     "encode_text",
+    "fits_npy",
+    "get_codec",
     "load_npy_file",
+    "npy_problem",
+    "suffix",
+    "unpickle",
     "write_npy",
 ]
 
@@ -57,6 +81,14 @@ def decode_text(data: bytes, where: str) -> str:
         raise DecodeError(f"{where} is not UTF-8 text: {exc}") from exc
 
 
+def _is_ref(obj: Any) -> bool:
+    """Whether ``obj`` is a :class:`~kachery_flows.uri.Ref`. A Ref exists only once
+    :mod:`kachery_flows.uri` is imported, so it is looked up, not imported: ``uri`` imports
+    this module (for the codec table), which must not import it back."""
+    uri = sys.modules.get("kachery_flows.uri")
+    return uri is not None and isinstance(obj, uri.Ref)
+
+
 def _jsonable(obj: Any) -> Any:
     # stdlib json writes tuples (and so namedtuples) as arrays; simplejson, which
     # kachery-cloud uses, writes namedtuples as objects. Convert them first.
@@ -68,7 +100,7 @@ def _jsonable(obj: Any) -> Any:
         return {k: _jsonable(v) for k, v in obj._asdict().items()}
     if isinstance(obj, (list, tuple)):
         return [_jsonable(v) for v in obj]
-    if isinstance(obj, Ref):
+    if _is_ref(obj):
         return obj.uri
     if isinstance(obj, Decimal):
         raise TypeError(
@@ -108,6 +140,30 @@ def decode_json(data: bytes, where: str) -> Any:
         raise DecodeError(f"{where} is not valid JSON: {exc}") from exc
 
 
+def npy_problem(dtype: np.dtype[Any]) -> str | None:
+    """Why arrays of ``dtype`` cannot be stored as ``.npy`` (without pickle), or None if
+    they can: the one rule that ``store_npy``, memo results and Dask chunks share."""
+    if dtype.hasobject:
+        return (
+            f"dtype {dtype} holds Python objects, which .npy can only store with pickle; "
+            "convert the array to a numeric or fixed-width string dtype first "
+            "(e.g. arr.astype('U20'))"
+        )
+    if not getattr(type(dtype), "_legacy", True):
+        return f"dtype {dtype} cannot be stored in .npy without pickle"
+    return None
+
+
+def fits_npy(value: Any) -> bool:
+    """Whether ``value`` is a plain numpy array (``ndarray`` or ``memmap``, not another
+    subclass) that ``.npy`` stores without pickle. Never imports numpy: a value can only
+    be an array once numpy is imported."""
+    np = sys.modules.get("numpy")
+    if np is None or type(value) not in (np.ndarray, np.memmap):
+        return False
+    return npy_problem(value.dtype) is None
+
+
 def _npy_header(arr: np.ndarray[Any, Any]) -> bytes | None:
     """The header ``np.save`` would write (format 1.0, else 2.0), or None if neither fits."""
     import numpy as np
@@ -135,13 +191,9 @@ def write_npy(writer: HashingWriter, arr: Any) -> None:
     import numpy as np
 
     arr = np.asanyarray(arr)
-    if arr.dtype.hasobject:
-        raise TypeError(
-            f"cannot store an array of dtype {arr.dtype} as npy (it would need pickle); "
-            "convert it to a numeric or fixed-width string dtype, or use store_pkl"
-        )
-    if not getattr(type(arr.dtype), "_legacy", True):
-        raise TypeError(f"dtype {arr.dtype} cannot be stored in .npy without pickle")
+    problem = npy_problem(arr.dtype)
+    if problem is not None:
+        raise TypeError(f"cannot store this array as npy: {problem}, or use store_pkl")
     header = _npy_header(arr)
     if header is None:
         # Rare headers (e.g. non-latin-1 field names) need format 3.0: let numpy write it.
@@ -228,8 +280,8 @@ def decode_pkl(data: bytes, where: str, *, trusted: bool = False) -> Any:
     containers, scalars and plain numpy arrays and refuses anything else with
     :class:`UnsafePickleError`. A malformed stream is a :class:`DecodeError`.
 
-    Stored objects reach this through :func:`kachery_flows._results.unpickle`, which
-    decides ``trusted``; nothing else in the package unpickles."""
+    Stored objects reach this through :func:`unpickle`, which decides ``trusted``;
+    nothing else in the package unpickles."""
     try:
         if trusted:
             return pickle.loads(data)
@@ -238,3 +290,105 @@ def decode_pkl(data: bytes, where: str, *, trusted: bool = False) -> Any:
         raise
     except Exception as exc:
         raise DecodeError(f"{where} is not a loadable pickle: {exc}") from exc
+
+
+def unpickle(data: bytes, sha1: str, where: str, trusted: bool | Callable[[str], bool]) -> Any:
+    """Decode the stored pickle ``sha1``: every pickle the package loads passes here
+    (``load_pkl``, ``Ref.load``, ``dask.load_ref``, memo hits, ``KacherySerializer``).
+
+    ``trusted=True`` (the caller vouches for the writer) unpickles with :mod:`pickle`;
+    ``trusted=False`` uses the safe decoder (containers, scalars, plain arrays; anything
+    else is :class:`UnsafePickleError`). A callable is the store's trust rule (the action
+    cache's ``trusts_pickle``: this store pickled exactly these bytes itself, or trusts its
+    zone's pickles, see ``SECURITY.md``): :mod:`pickle` only if it says yes for ``sha1``
+    and the bytes hash to ``sha1``; otherwise :class:`UnsafePickleError` (or
+    :class:`CorruptObjectError`) and nothing is decoded.
+    """
+    if callable(trusted):
+        if not trusted(sha1):
+            raise UnsafePickleError(
+                f"not unpickling {where}: this store did not pickle it, and it does not "
+                "trust its zone's pickles (KACHERY_FLOWS_TRUST_ZONE_PICKLES=1 or "
+                '"trust_pickles": true in zones.json; see SECURITY.md)'
+            )
+        if hashlib.sha1(data).hexdigest() != sha1:
+            raise CorruptObjectError(
+                f"{where}: its bytes do not hash to {sha1}", uri=f"sha1://{sha1}"
+            )
+        trusted = True
+    return decode_pkl(data, where, trusted=trusted)
+
+
+def _write_bytes(writer: HashingWriter, data: bytes) -> None:
+    writer.write(data)
+
+
+def _write_text(writer: HashingWriter, text: str) -> None:
+    writer.write(encode_text(text))
+
+
+def _write_json(writer: HashingWriter, obj: Any) -> None:
+    writer.write(encode_json(obj))
+
+
+def _write_pkl(writer: HashingWriter, obj: Any) -> None:
+    writer.write(encode_pkl(obj))
+
+
+def _decode_bytes(data: bytes, where: str) -> bytes:
+    return data
+
+
+@dataclass(frozen=True)
+class Codec:
+    """One row of the codec table: how a value becomes the bytes of a stored object."""
+
+    #: ``bytes``, ``text``, ``json``, ``npy`` or ``pkl``; recorded on a :class:`Ref`.
+    name: str
+    #: The label suffix that names this codec (``""`` for bytes): see :func:`suffix`.
+    suffix: str
+    #: Write a value's bytes to a writer (it hashes them in the same pass).
+    write: Callable[[HashingWriter, Any], None]
+    #: ``decode(data, where)``: the value of an object's bytes (pickles: the safe
+    #: decoder; :func:`unpickle` applies the trust rule). None for npy, which is loaded
+    #: from its file by :func:`load_npy_file` so that it can be memory-mapped.
+    decode: Callable[[bytes, str], Any] | None
+    #: Whether a memoized result may be stored with it (a text result is json).
+    result: bool
+
+
+#: The codec table, by name, in the order the codecs are listed to users.
+CODECS: Mapping[str, Codec] = MappingProxyType({
+    codec.name: codec
+    for codec in (
+        Codec("bytes", "", _write_bytes, _decode_bytes, result=True),
+        Codec("text", ".txt", _write_text, decode_text, result=False),
+        Codec("json", ".json", _write_json, decode_json, result=True),
+        Codec("npy", ".npy", write_npy, None, result=True),
+        Codec("pkl", ".pkl", _write_pkl, decode_pkl, result=True),
+    )
+})
+#: The codecs memoized results use (the closed set an action-cache entry may name).
+RESULT_CODECS = frozenset(name for name, codec in CODECS.items() if codec.result)
+
+
+def get_codec(name: str) -> Codec:
+    """The codec called ``name``; ValueError naming the known ones otherwise."""
+    codec = CODECS.get(name) if isinstance(name, str) else None
+    if codec is None:
+        raise ValueError(f"unknown codec {name!r}; expected one of {tuple(CODECS)}")
+    return codec
+
+
+def suffix(name: str) -> str:
+    """The label suffix of codec ``name`` (``.npy``, ``.json``, ...; ``""`` for bytes)."""
+    return get_codec(name).suffix
+
+
+def codec_for_label(label: str) -> str | None:
+    """The codec a label's suffix names (case-insensitive), or None."""
+    lowered = label.lower()
+    for codec in CODECS.values():
+        if codec.suffix and lowered.endswith(codec.suffix):
+            return codec.name
+    return None

@@ -34,12 +34,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _lineage_index
+from . import _lineage_index, _marks
+from ._layout import locks_dir, object_key
 from ._scan import subdirs
 from .records import ActionCache, action_cache, reached_by
 from .store import Store, get_default_store
 from .uri import is_sha1_hex
-from .zones.base import object_key
 
 __all__ = ["GCReport", "collect_garbage"]
 
@@ -154,7 +154,7 @@ def collect_garbage(
     live = _live_objects(cache, expired, report)
 
     root = str(store.root)
-    for sha1, marker in [] if report.unreadable_records else _markers(store.cache_marks_dir):
+    for sha1, marker in [] if report.unreadable_records else _markers(_marks.marks_dir(store.root)):
         if sha1 in live:
             continue
         obj = f"{root}/{object_key(sha1)}"
@@ -188,7 +188,7 @@ def collect_garbage(
             report.removed_temp_files.append(str(temp))
             if not dry_run:
                 temp.unlink(missing_ok=True)
-    lock_dir = store.root / ".kachery-flows" / "locks"
+    lock_dir = locks_dir(store.root)
     for lock in sorted(lock_dir.iterdir()) if lock_dir.is_dir() else []:
         if _old(str(lock), cutoff):
             report.removed_lock_files.append(str(lock))

@@ -460,7 +460,7 @@ class ActionCache:
         try:
             return load_result(
                 self.store, self._root, entry.result, entry.codec, entry.size,
-                entry.array_token,
+                entry.array_token, self.trusts_pickle,
             )
         except (DecodeError, UnsafePickleError) as exc:
             # Intact bytes that no longer decode (a class changed, a planted entry with
@@ -478,7 +478,7 @@ class ActionCache:
     def write_record(self, record: dict[str, Any]) -> Ref:
         """Store a record object (marked as an action-cache object)."""
         data = codecs.encode_json(record)
-        return self.store._put_cache_object(lambda w: w.write(data), "json")
+        return self.store.write_object(lambda w: w.write(data), "json", collectable=True)
 
     def materialize(self, key: str, entry: CacheEntry, label: str | None = None) -> CacheEntry:
         """Write an inline entry's result and record as ordinary (marked) objects, so their
@@ -491,9 +491,9 @@ class ActionCache:
             return entry
         if entry.codec == "pkl":
             self.trust(entry.result)  # the object, unlike the entry, needs its marker
-        put = self.store._put_cache_object
-        put(lambda w: w.write(result), entry.codec, label)
-        put(lambda w: w.write(record), "json")
+        put = self.store.write_object
+        put(lambda w: w.write(result), entry.codec, label, collectable=True)
+        put(lambda w: w.write(record), "json", collectable=True)
         plain = CacheEntry(entry.record, entry.result, entry.codec, entry.size)
         self._set(key, plain)
         note_producer(self.store, self.refs, entry.result, entry.record)

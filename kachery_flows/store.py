@@ -1,11 +1,7 @@
 """The :class:`Store`: a local content-addressed cache, optionally in front of a zone.
 
-Layout (shared with kachery-cloud)::
-
-    <root>/sha1/aa/bb/cc/<hash>          objects, named by the SHA-1 of their bytes
-    <root>/.kachery-flows/staging/       temp files being written (*.part)
-    <root>/.kachery-flows/quarantine/    corrupt objects moved aside by verify
-    <root>/.kachery-flows/memo/objects/  markers of action-cache objects (see gc)
+The root holds ``sha1/aa/bb/cc/<hash>`` objects (shared with kachery-cloud) and the
+package's own ``.kachery-flows/`` directory; :mod:`kachery_flows._layout` spells every path.
 
 Writes are atomic (see :mod:`kachery_flows._atomic`). Reads from the local cache are
 trusted unless ``verify=True``; every byte that comes from a zone is hashed before it
@@ -15,77 +11,23 @@ cache only if the hash matches.
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
-import threading
-import time
 from collections.abc import Callable, Iterator
-from contextlib import suppress
-from dataclasses import dataclass, field
 from pathlib import Path
-from secrets import token_hex
-from typing import Any
+from typing import Any, cast
 
-from . import codecs
-from ._atomic import (
-    TEMP_SUFFIX,
-    copy_file_into,
-    create_marker,
-    make_dirs,
-    publish,
-    staged_writer,
-)
+from . import _default_store, _layout, _marks, _transfer, _verify, codecs
+from ._atomic import file_writer, publish, staged_writer
 from ._evict import AccessLog, Bound
-from ._scan import hash_object, iter_objects, iter_stray_files
-from .config import load_settings, settings_fingerprint
-from .errors import (
-    CorruptObjectError,
-    KacheryError,
-    ObjectNotFoundError,
-    StoreWriteError,
-    ZoneError,
-)
-from .hashing import HashingWriter, sha1_of_file
-from .uri import Ref, is_sha1_hex, parse_uri
-from .zones.base import Progress, Zone, object_key
+from ._scan import iter_objects
+from ._verify import VerifyReport
+from .config import Settings, load_settings
+from .hashing import HashingWriter
+from .uri import Ref, parse_uri
+from .zones.base import Progress, Zone
 
 __all__ = ["Store", "VerifyReport", "get_default_store"]
-
-_INTERNAL_DIR = ".kachery-flows"
-# A download whose bytes do not match is fetched once more before CorruptObjectError:
-# bytes damaged in transit are then repaired, while a corrupt zone object costs one
-# extra download (restic's "retry once" rule).
-_DOWNLOAD_ATTEMPTS = 2
-
-
-@dataclass
-class VerifyReport:
-    """What :meth:`Store.verify` found."""
-
-    checked: int = 0
-    bytes_checked: int = 0
-    corrupt: list[str] = field(default_factory=list)
-    quarantined: list[str] = field(default_factory=list)
-    temp_files: list[str] = field(default_factory=list)
-    removed_temp_files: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when no corrupt object was found (orphan temp files are not errors)."""
-        return not self.corrupt
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-able summary."""
-        return {
-            "ok": self.ok,
-            "checked": self.checked,
-            "bytes_checked": self.bytes_checked,
-            "corrupt": self.corrupt,
-            "quarantined": self.quarantined,
-            "temp_files": self.temp_files,
-            "removed_temp_files": self.removed_temp_files,
-        }
 
 
 class Store:
@@ -168,84 +110,60 @@ class Store:
     @property
     def staging_dir(self) -> Path:
         """Where temp files are written before they are renamed into place."""
-        return self.root / _INTERNAL_DIR / "staging"
+        return _layout.staging_dir(self.root)
 
     @property
     def quarantine_dir(self) -> Path:
         """Where :meth:`verify` moves corrupt objects."""
-        return self.root / _INTERNAL_DIR / "quarantine"
+        return _layout.quarantine_dir(self.root)
 
     def object_path(self, ref: str | Ref) -> Path:
         """Local path an object has (or would have) in this store; no I/O."""
-        return self.root / object_key(parse_uri(ref).sha1)
+        return _layout.object_path(self.root, parse_uri(ref).sha1)
 
     # ---------------------------------------------------------------- writing
-    def _put(
+    def write_object(
         self,
         write: Callable[[HashingWriter], object],
-        label: str | None,
         codec: str,
+        label: str | None = None,
         *,
-        local: bool,
-        cache_object: bool = False,
+        upload: bool = True,
+        collectable: bool = False,
     ) -> Ref:
+        """Write one object: the package's one write path into the store.
+
+        ``write`` streams the bytes into a staging temp file (hashed in the same pass),
+        which is then published atomically as ``sha1/aa/bb/cc/<hash>`` (an existing object
+        is success). ``upload`` copies it to a writable zone. ``collectable=True`` means
+        the action cache wrote it: it is marked for garbage collection if this call
+        created it; otherwise storing bytes that were marked unmarks them (see
+        :mod:`kachery_flows._marks`).
+        """
         with staged_writer(
             self.staging_dir, fsync=self.fsync, group_shared=self.group_shared
         ) as writer:
             write(writer)
         sha1 = writer.hexdigest()
         created = publish(
-            writer.path, self.object_path(Ref(sha1)), sha1=sha1, fsync=self.fsync,
+            writer.path, _layout.object_path(self.root, sha1), sha1=sha1, fsync=self.fsync,
             group_shared=self.group_shared,
         )
-        if cache_object:
-            self._mark_cache_object(sha1, created=created)
-        elif not created:
-            # Stored on purpose (its URI may be shared): garbage collection must never take
-            # it, even if the action cache happened to write the same bytes first.
-            self.cache_mark_path(sha1).unlink(missing_ok=True)
+        _marks.after_write(
+            self.root, sha1, created=created, collectable=collectable,
+            group_shared=self.group_shared,
+        )
         ref = Ref(sha1, label, codec)
-        if not local:
+        if upload:
             self.upload(ref)
         if created and self.bound is not None:
             self.bound.added(writer.size)
         return ref
 
-    # ------------------------------------------------------- action-cache objects
-    @property
-    def cache_marks_dir(self) -> Path:
-        """Markers naming the objects the action cache wrote (memo results and records).
-
-        Only marked objects are ever garbage-collected; anything stored with ``store_*``
-        is not marked (and storing marked bytes again removes the mark).
-        """
-        return self.root / _INTERNAL_DIR / "memo" / "objects"
-
     def cache_mark_path(self, sha1: str) -> Path:
-        """The marker file of object ``sha1`` (it exists only for action-cache objects)."""
-        return self.cache_marks_dir / sha1[:2] / sha1
-
-    def _put_cache_object(
-        self, write: Callable[[HashingWriter], object], codec: str, label: str | None = None
-    ) -> Ref:
-        """Store an object on behalf of the action cache (uploaded like ``store_*``).
-
-        The object is marked as collectable only if this call created it: bytes that were
-        already in the store (e.g. stored by the user) stay unmarked.
-        """
-        return self._put(write, label, codec, local=False, cache_object=True)
-
-    def _mark_cache_object(self, sha1: str, *, created: bool) -> None:
-        marker = self.cache_mark_path(sha1)
-        try:
-            if not created:
-                # Already marked: refresh the grace period; unmarked: the user's object.
-                with suppress(FileNotFoundError):
-                    os.utime(marker)
-                return
-            create_marker(marker, group_shared=self.group_shared)
-        except OSError as exc:
-            raise StoreWriteError.from_os_error(exc, "mark", marker) from exc
+        """The mark of object ``sha1``: it exists only for objects the action cache wrote,
+        which garbage collection may take (see :mod:`kachery_flows._marks`)."""
+        return _marks.mark_path(self.root, sha1)
 
     def upload(
         self, uri: str | Ref, *, progress: Progress | None = None, replace: bool = False
@@ -259,18 +177,7 @@ class Store:
         ref = parse_uri(uri)
         if self.zone is None or not self.zone.writable:
             return False
-        path = self._local_path(ref)
-        if path is None:
-            raise ObjectNotFoundError(
-                f"{ref.uri} is not in the local store {self.root}; nothing to upload",
-                uri=ref.uri,
-            )
-        if replace:
-            actual = sha1_of_file(path)
-            if actual != ref.sha1:  # refuse, rather than repair it from the zone's copy
-                raise self._corrupt_local(ref, path, actual)
-            self.zone.delete(ref.sha1)
-        self.zone.put(path, ref.sha1, progress)
+        _transfer.upload(self, self.zone, ref, progress=progress, replace=replace)
         return True
 
     def download(self, uri: str | Ref, *, progress: Progress | None = None) -> str:
@@ -282,7 +189,7 @@ class Store:
 
     def put_bytes(self, data: bytes, label: str | None = None, *, local: bool = False) -> Ref:
         """Store raw bytes and return their :class:`Ref`."""
-        return self._put(lambda w: w.write(data), label, "bytes", local=local)
+        return self.write_object(lambda w: w.write(data), "bytes", label, upload=not local)
 
     def put_file(
         self,
@@ -293,33 +200,28 @@ class Store:
         progress: Progress | None = None,
     ) -> Ref:
         """Copy a file into the store (hashing it in the same pass) and return its Ref."""
-        source = Path(path)
-        if source.is_dir():
-            raise IsADirectoryError(f"cannot store {source}: it is a directory")
-        if not source.is_file():
-            raise FileNotFoundError(f"cannot store {source}: no such file")
-        return self._put(
-            lambda writer: copy_file_into(source, writer, progress), label, "bytes", local=local
-        )
+        return self.write_object(file_writer(path, progress), "bytes", label, upload=not local)
 
     def put_text(self, text: str, label: str | None = None, *, local: bool = False) -> Ref:
         """Store text as UTF-8 and return its Ref."""
         data = codecs.encode_text(text)
-        return self._put(lambda w: w.write(data), label, "text", local=local)
+        return self.write_object(lambda w: w.write(data), "text", label, upload=not local)
 
     def put_json(self, obj: Any, label: str | None = None, *, local: bool = False) -> Ref:
         """Store ``obj`` as kachery-canonical JSON and return its Ref."""
         data = codecs.encode_json(obj)
-        return self._put(lambda w: w.write(data), label, "json", local=local)
+        return self.write_object(lambda w: w.write(data), "json", label, upload=not local)
 
     def put_npy(self, array: Any, label: str | None = None, *, local: bool = False) -> Ref:
         """Store an array in ``.npy`` format and return its Ref."""
-        return self._put(lambda w: codecs.write_npy(w, array), label, "npy", local=local)
+        return self.write_object(
+            lambda w: codecs.write_npy(w, array), "npy", label, upload=not local
+        )
 
     def put_pkl(self, obj: Any, label: str | None = None, *, local: bool = False) -> Ref:
         """Store ``obj`` as a protocol-4 pickle and return its Ref."""
         data = codecs.encode_pkl(obj)
-        return self._put(lambda w: w.write(data), label, "pkl", local=local)
+        return self.write_object(lambda w: w.write(data), "pkl", label, upload=not local)
 
     def store_file(
         self,
@@ -350,104 +252,25 @@ class Store:
 
     # ---------------------------------------------------------------- reading
     def _local_path(self, ref: Ref) -> Path | None:
-        path = self.root / object_key(ref.sha1)
+        path = _layout.object_path(self.root, ref.sha1)
         return path if path.is_file() else None
 
-    def _zone_for(self, ref: Ref) -> Zone | None:
-        """The zone ``ref`` is fetched from: the kachery network zone that a
-        ``kachery:<zone>:sha1:...`` URI names, else the store's zone."""
-        if ref.zone is None:
-            return self.zone
-        from .zones import network_zone_for
-
-        return network_zone_for(ref.zone, self.zone)
-
-    def _not_found(
-        self, ref: Ref, zone: Zone | None, detail: str | None = None
-    ) -> ObjectNotFoundError:
-        where = f"the local store {self.root}"
-        if zone is not None:
-            where += f" or the zone {zone.name}"
-        hint = "" if zone is not None else " (no zone is configured: set KACHERY_ZONE)"
-        if detail:
-            hint += f" ({detail})"
-        return ObjectNotFoundError(f"{ref.uri} was not found in {where}{hint}", uri=ref.uri)
-
     def _fetch(self, ref: Ref, progress: Progress | None = None) -> Path:
-        zone = self._zone_for(ref)
-        if zone is None:
-            raise self._not_found(ref, zone)
-        actual = ""
-        for _attempt in range(_DOWNLOAD_ATTEMPTS):
-            with staged_writer(
-                self.staging_dir, fsync=self.fsync, group_shared=self.group_shared
-            ) as writer:
-                try:
-                    zone.get(ref.sha1, writer.path, progress)
-                except ObjectNotFoundError as exc:
-                    raise self._not_found(ref, zone, exc.detail) from exc
-                except KacheryError:
-                    raise
-                except OSError as exc:
-                    raise _download_error(exc, ref, zone, writer.path) from exc
-                actual = sha1_of_file(writer.path)
-            if actual == ref.sha1:
-                dest = self.root / object_key(ref.sha1)
-                created = publish(
-                    writer.path, dest, sha1=actual, fsync=self.fsync,
-                    group_shared=self.group_shared,
-                )
-                if created and self.bound is not None:
-                    self.bound.added(dest.stat().st_size)
-                return dest
-            writer.path.unlink(missing_ok=True)
-        raise CorruptObjectError(
-            f"bytes downloaded for {ref.uri} from zone {zone.name} hash to {actual} "
-            f"({_DOWNLOAD_ATTEMPTS} attempts); they were discarded and nothing entered the "
-            "cache. The zone's copy is damaged: replace it from a good copy with "
-            f"`kachery-flows push --replace {ref.uri}`.",
-            uri=ref.uri,
-            actual_sha1=actual,
-        )
+        return _transfer.download(self, ref, _transfer.zone_for(self, ref), progress)
 
     def _ensure_local(self, ref: Ref, *, verify: bool) -> Path:
         path = self._local_path(ref)
         if path is None:
             return self._fetch(ref)
         self._access_log.note(ref.sha1)
-        if verify:
-            actual = sha1_of_file(path)
-            if actual != ref.sha1:
-                return self._repair(ref, path, actual)
-        return path
-
-    def _repair(self, ref: Ref, path: Path, actual: str) -> Path:
-        """A verified read found ``path`` corrupt: with a zone, move it to the quarantine
-        and fetch a good copy; otherwise (or if that fails) raise CorruptObjectError."""
-        if self._zone_for(ref) is None:
-            raise self._corrupt_local(ref, path, actual)
-        try:
-            self._quarantine(path)
-            return self._fetch(ref)
-        except (ObjectNotFoundError, StoreWriteError) as exc:
-            detail = f" and no good copy could be fetched from the zone ({exc})"
-            raise self._corrupt_local(ref, path, actual, detail) from exc
-
-    @staticmethod
-    def _corrupt_local(ref: Ref, path: Path, actual: str, detail: str = "") -> CorruptObjectError:
-        return CorruptObjectError(
-            f"local object {path} for {ref.uri} is corrupt (its bytes hash to {actual})"
-            f"{detail}; run `kachery-flows verify --quarantine` to move it aside",
-            uri=ref.uri,
-            actual_sha1=actual,
-        )
+        return _transfer.verified(self, ref, path) if verify else path
 
     def exists(self, uri: str | Ref) -> bool:
         """Whether the object is in the local store or the zone."""
         ref = parse_uri(uri)
         if self._local_path(ref) is not None:
             return True
-        zone = self._zone_for(ref)
+        zone = _transfer.zone_for(self, ref)
         return zone is not None and zone.has(ref.sha1)
 
     def load_file(
@@ -507,77 +330,32 @@ class Store:
 
     def load_pkl(self, uri: str | Ref, *, trusted: bool = False, verify: bool = False) -> Any:
         """Load a pickle. Restricted to safe types unless ``trusted=True`` (see
-        :func:`kachery_flows._results.unpickle`, through which every pickle passes)."""
-        from ._results import unpickle
-
+        :func:`kachery_flows.codecs.unpickle`, through which every pickle passes)."""
         ref = parse_uri(uri)
         data = self.load_bytes(ref, verify=verify)
-        return unpickle(self, ref.sha1, data, ref.uri, trusted=trusted)
+        return codecs.unpickle(data, ref.sha1, ref.uri, trusted)
 
     def load(self, uri: str | Ref, codec: str = "bytes", **kwargs: Any) -> Any:
-        """Load with a named codec: ``bytes``, ``text``, ``json``, ``npy`` or ``pkl``."""
-        loaders: dict[str, Callable[..., Any]] = {
-            "bytes": self.load_bytes,
-            "text": self.load_text,
-            "json": self.load_json,
-            "npy": self.load_npy,
-            "pkl": self.load_pkl,
-        }
-        if codec not in loaders:
-            raise ValueError(f"unknown codec {codec!r}; expected one of {sorted(loaders)}")
-        return loaders[codec](uri, **kwargs)
+        """Load with a named codec (see :data:`kachery_flows.codecs.CODECS`): ``bytes``,
+        ``text``, ``json``, ``npy`` or ``pkl``, through the ``load_<codec>`` method."""
+        loader: Callable[..., Any] = getattr(self, f"load_{codecs.get_codec(codec).name}")
+        return loader(uri, **kwargs)
 
     def info(self, uri: str | Ref) -> dict[str, Any]:
         """Where the object is and how big it is (no download)."""
         ref = parse_uri(uri)
         path = self._local_path(ref)
-        zone = self._zone_for(ref) if path is None else self.zone
-        in_zone: bool | None = None
-        if path is None and zone is not None:
-            in_zone = zone.has(ref.sha1)
-        if path is None and not in_zone:
-            raise self._not_found(ref, zone)
-        return {
-            "uri": ref.uri,
-            "sha1": ref.sha1,
-            "label": ref.label,
-            "local": path is not None,
-            "path": str(path) if path is not None else None,
-            "size": path.stat().st_size if path is not None else None,
-            "zone": zone.name if zone is not None else None,
-            "in_zone": in_zone,
-        }
+        return _transfer.locate(self, ref, path)
 
     # ------------------------------------------------------------ maintenance
     def iter_hashes(self) -> Iterator[str]:
         """Yield the hash of every object in the local store."""
-        for path in self._iter_object_files():
-            yield path.name
-
-    def _iter_shard_entries(self) -> Iterator[Path]:
-        base = self.root / "sha1"
-        for level1 in _scandir_dirs(base):
-            for level2 in _scandir_dirs(level1):
-                for level3 in _scandir_dirs(level2):
-                    with os.scandir(level3) as entries:
-                        for entry in entries:
-                            if entry.is_file(follow_symlinks=False):
-                                yield Path(entry.path)
-
-    def _iter_object_files(self) -> Iterator[Path]:
-        for path in self._iter_shard_entries():
-            if is_sha1_hex(path.name) and path.parent.name == path.name[4:6]:
-                yield path
+        for sha1, _path, _stat in iter_objects(str(self.root)):
+            yield sha1
 
     def iter_temp_files(self) -> Iterator[Path]:
         """Temp files left by writers: ours (``*.part``) and kachery-cloud's in shards."""
-        for stray in iter_stray_files(str(self.root)):
-            yield Path(stray)
-        if self.staging_dir.is_dir():
-            with os.scandir(self.staging_dir) as entries:
-                for entry in entries:
-                    if entry.name.endswith(TEMP_SUFFIX) and entry.is_file():
-                        yield Path(entry.path)
+        return _verify.iter_temp_files(self.root)
 
     def verify(
         self,
@@ -594,70 +372,16 @@ class Store:
         older than ``temp_grace_seconds`` (so not a live writer's) are reported, and
         deleted with ``remove_temp=True``.
         """
-        report = VerifyReport()
-        for sha1, object_file, _stat in iter_objects(str(self.root)):
-            try:
-                actual, size = hash_object(object_file)
-            except FileNotFoundError:
-                continue  # evicted or removed meanwhile
-            report.checked += 1
-            report.bytes_checked += size
-            if progress is not None:
-                progress(size)
-            if actual != sha1:
-                report.corrupt.append(sha1)
-                if quarantine:
-                    report.quarantined.append(str(self._quarantine(Path(object_file))))
-        cutoff = time.time() - temp_grace_seconds
-        for temp in self.iter_temp_files():
-            try:
-                if temp.stat().st_mtime > cutoff:
-                    continue
-            except FileNotFoundError:
-                continue
-            report.temp_files.append(str(temp))
-            if remove_temp:
-                temp.unlink(missing_ok=True)
-                report.removed_temp_files.append(str(temp))
-        return report
+        return _verify.verify(
+            self.root, group_shared=self.group_shared, quarantine_corrupt=quarantine,
+            remove_temp=remove_temp, temp_grace_seconds=temp_grace_seconds,
+            progress=progress,
+        )
 
-    def _quarantine(self, path: Path) -> Path:
-        try:
-            make_dirs(self.quarantine_dir, group_shared=self.group_shared)
-            # time, and a random part: quarantining twice in a second must keep both copies
-            target = self.quarantine_dir / f"{path.name}.{int(time.time())}.{token_hex(4)}"
-            os.replace(path, target)
-        except OSError as exc:
-            raise StoreWriteError(
-                exc.errno or 0, f"cannot quarantine {path}: {exc.strerror}", str(path)
-            ) from exc
-        return target
-
-
-# errnos that only the writing side of a copy gives: the local disk is full or read-only
-_WRITE_SIDE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
-
-
-def _download_error(exc: OSError, ref: Ref, zone: Zone, temp: Path) -> KacheryError:
-    """The typed error for an OSError a zone's ``get`` let through."""
-    if exc.errno in _WRITE_SIDE_ERRNOS:
-        return StoreWriteError.from_os_error(exc, f"download {ref.uri} into", temp)
-    return ZoneError(f"zone {zone.name}: reading {ref.uri} failed: {exc}")
-
-
-def _scandir_dirs(path: Path) -> Iterator[Path]:
-    try:
-        entries = list(os.scandir(path))
-    except FileNotFoundError:
-        return
-    for entry in sorted(entries, key=lambda e: e.name):
-        if entry.is_dir(follow_symlinks=False) and len(entry.name) == 2:
-            yield Path(entry.path)
-
-
-_default_lock = threading.Lock()
-_default: tuple[tuple[Any, ...], Store] | None = None
-_default_fingerprint: tuple[tuple[str | None, ...], Store] | None = None
+    def quarantine(self, path: Path) -> Path:
+        """Move the (corrupt) file ``path`` into :attr:`quarantine_dir`; return where it
+        went. A later load of its object fetches a good copy from the zone."""
+        return _verify.quarantine(self.root, path, group_shared=self.group_shared)
 
 
 def _open_configured_zone(spec: str) -> Zone:
@@ -666,26 +390,18 @@ def _open_configured_zone(spec: str) -> Zone:
     return open_zone(spec)
 
 
+def _build_default(settings: Settings) -> Store:
+    zone = _open_configured_zone(settings.zone) if settings.zone else None
+    return Store(settings.root, zone=zone)
+
+
 def get_default_store() -> Store:
     """The store built from the environment (``KACHERY_CLOUD_DIR``, ``KACHERY_ZONE``, ...).
 
     The environment is re-read on every call, so changing it (e.g. in tests) takes effect
     at once; the store is rebuilt only when the settings change.
     """
-    global _default, _default_fingerprint
-    fingerprint = settings_fingerprint()
-    cached = _default_fingerprint
-    if cached is not None and cached[0] == fingerprint:
-        return cached[1]
-    settings = load_settings()
-    key = (
-        settings.root, settings.zone, settings.fsync, settings.multi_user,
-        settings.retry_seconds, settings.trust_zone_pickles, settings.max_size,
-    )
-    with _default_lock:
-        if _default is None or _default[0] != key:
-            zone = _open_configured_zone(settings.zone) if settings.zone else None
-            _default = (key, Store(settings.root, zone=zone))
-        store = _default[1]
-        _default_fingerprint = (fingerprint, store)
-        return store
+    return cast(Store, _default_store.default_store())
+
+
+_default_store.register(_build_default)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
+from ._default_store import default_store
+from .codecs import CODECS, codec_for_label, get_codec
 from .errors import InvalidURIError
 
 if TYPE_CHECKING:
@@ -31,8 +33,6 @@ __all__ = ["Ref", "format_uri", "is_sha1_hex", "parse_uri", "redact_url"]
 
 _HEX40 = re.compile(r"[0-9a-f]{40}")
 _MAX_URI_LENGTH = 8192
-_CODECS = ("bytes", "text", "json", "npy", "pkl")
-_CODEC_BY_SUFFIX = {".txt": "text", ".json": "json", ".npy": "npy", ".pkl": "pkl"}
 _MAX_ZONE_LENGTH = 100  # the kachery network rejects longer zone names
 
 
@@ -147,8 +147,9 @@ class Ref:
             raise InvalidURIError(
                 f"invalid SHA-1 {self.sha1!r}: expected 40 lowercase hex digits"
             )
-        if self.codec is not None and self.codec not in _CODECS:
-            raise ValueError(f"unknown codec {self.codec!r}; expected one of {_CODECS}")
+        codec = self.codec
+        if codec is not None and (type(codec) is not str or codec not in CODECS):
+            get_codec(codec)  # raises ValueError naming the codecs
         if self.zone is not None and (problem := _zone_problem(self.zone)) is not None:
             raise InvalidURIError(f"invalid zone {self.zone!r}: {problem}")
 
@@ -173,11 +174,7 @@ class Ref:
         """The codec this ref was stored with, or guessed from the label's suffix."""
         if self.codec is not None:
             return self.codec
-        if self.label:
-            for suffix, codec in _CODEC_BY_SUFFIX.items():
-                if self.label.lower().endswith(suffix):
-                    return codec
-        return None
+        return codec_for_label(self.label) if self.label else None
 
     def load(self, codec: str | None = None, *, store: Store | None = None, **kwargs: Any) -> Any:
         """Load and decode the object.
@@ -187,16 +184,12 @@ class Ref:
         Extra keyword arguments go to the codec's loader (``mmap_mode=`` for npy,
         ``trusted=`` for pkl).
         """
-        from .store import get_default_store
-
-        target = store if store is not None else get_default_store()
+        target = store if store is not None else default_store()
         return target.load(self, codec or self.guess_codec() or "bytes", **kwargs)
 
     def path(self, *, store: Store | None = None) -> str:
         """Local file path of the object, fetched from the zone if needed."""
-        from .store import get_default_store
-
-        target = store if store is not None else get_default_store()
+        target = store if store is not None else default_store()
         return target.load_file(self)
 
 

@@ -20,11 +20,12 @@ from dask.base import compute
 from dask.delayed import delayed
 from dask.highlevelgraph import HighLevelGraph
 
+from ..codecs import npy_problem
 from ..errors import ManifestError
 from ..store import Store, get_default_store
 from ..uri import Ref, parse_uri
 from ._lineage import note_checkpoint
-from ._manifest import ArrayManifest, dtype_problem, read_manifest
+from ._manifest import ArrayManifest, read_manifest
 
 __all__ = ["DEFAULT_LABEL", "from_kachery", "to_kachery"]
 
@@ -70,7 +71,7 @@ def to_kachery(arr: da.Array, *, label: str | None = None, store: Store | None =
     """
     if not isinstance(arr, da.Array):
         raise TypeError(f"to_kachery expects a dask.array.Array, not {type(arr).__name__}")
-    problem = dtype_problem(arr.dtype)
+    problem = npy_problem(arr.dtype)
     if problem is not None:
         raise TypeError(f"cannot store this dask array with to_kachery: {problem}")
     # Fresh keys on every call: storing is a side effect that must run even if an equal

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..codecs import npy_problem
 from ..errors import DecodeError, InvalidURIError, ManifestError
 from ..store import Store, get_default_store
 from ..uri import Ref, parse_uri
@@ -34,19 +35,6 @@ MANIFEST_SCHEMA = "kachery-flows-dask-array-1"
 _SCHEMA_FAMILY = "kachery-flows-dask-array-"
 _KEYS = frozenset({"schema", "shape", "dtype", "chunks", "chunk_uris"})
 _MAX_NDIM = 64  # numpy's limit
-
-
-def dtype_problem(dtype: np.dtype[Any]) -> str | None:
-    """Why arrays of ``dtype`` cannot be stored as ``.npy`` chunks, or None if they can."""
-    if dtype.hasobject:
-        return (
-            f"dtype {dtype} holds Python objects, which .npy can only store with pickle; "
-            "convert the array to a numeric or fixed-width string dtype first "
-            "(e.g. arr.astype('U20'))"
-        )
-    if not getattr(type(dtype), "_legacy", True):
-        return f"dtype {dtype} cannot be stored in .npy without pickle"
-    return None
 
 
 @dataclass(frozen=True)
@@ -158,7 +146,7 @@ def _dtype(descr: Any, bad: _Bad) -> np.dtype[Any]:
         dtype = np.lib.format.descr_to_dtype(descr)
     except Exception as exc:
         raise bad(f"dtype {descr!r:.200} is not a numpy .npy dtype description ({exc})") from None
-    problem = dtype_problem(dtype)
+    problem = npy_problem(dtype)
     if problem is not None:
         raise bad(problem)
     return dtype

@@ -184,7 +184,8 @@ class KacherySerializer(Serializer):
             return ref
         ref = parse_uri(blob.decode("ascii"))
         codec = ref.guess_codec() or "bytes"
-        if codec == "pkl" and not action_cache(store).trusts_pickle(ref.sha1):
+        cache = action_cache(store)
+        if codec == "pkl" and not cache.trusts_pickle(ref.sha1):
             raise UnsafePickleError(
                 f"not unpickling the Prefect result {ref.uri}: this store did not pickle it "
                 "(it came from a shared result directory or zone), so the task runs again. "
@@ -193,7 +194,7 @@ class KacherySerializer(Serializer):
                 "in zones.json (see SECURITY.md)."
             )
         try:
-            value = load_value(store, ref, codec)
+            value = load_value(store, ref, codec, trusts_pickle=cache.trusts_pickle)
         except DecodeError as exc:
             raise DecodeError(
                 f"the result object {ref.uri} in {store} is intact but could not be "

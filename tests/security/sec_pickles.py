@@ -141,7 +141,7 @@ def attack_intact_undecodable(work: Path) -> dict[str, Any]:
     action_cache(store).trust(ref.sha1)
     path = store.object_path(ref)
     try:
-        load_value(store, ref, "pkl")
+        load_value(store, ref, "pkl", trusts_pickle=action_cache(store).trusts_pickle)
         error, message = "none", ""
     except KacheryError as exc:
         error, message = type(exc).__name__, str(exc)
