@@ -15,7 +15,7 @@ tuples, int keys, ``float`` subclasses such as ``np.float64`` and unsorted dicts
 through cloudpickle, so a hit always returns a value equal to (and of the same types as)
 the first call's.
 
-Trust: :class:`kachery_flows.records.ActionCache` only asks for a cloudpickled result
+Trust: :class:`kachery_flows.action_cache.ActionCache` only asks for a cloudpickled result
 whose bytes this store pickled itself, unless the store trusts its zone's pickles; those
 bytes are then always re-hashed (whatever their size) before they are unpickled.
 """
@@ -37,6 +37,7 @@ from typing import Any
 from . import codecs
 from ._background import BackgroundThread
 from ._safeopen import READ_FLAGS, read_fd
+from ._trust import pickle_trust
 from .errors import (
     CorruptObjectError,
     DecodeError,
@@ -314,9 +315,7 @@ def unpickle(
     :class:`UnsafePickleError` and nothing is decoded.
     """
     if trusted is None:
-        from .records import action_cache
-
-        if not action_cache(store).trusts_pickle(sha1):
+        if not pickle_trust(store).trusts(sha1):
             raise UnsafePickleError(
                 f"not unpickling {where}: this store did not pickle it, and it does not "
                 "trust its zone's pickles (KACHERY_FLOWS_TRUST_ZONE_PICKLES=1 or "

@@ -21,7 +21,7 @@ function's normalized source, see :mod:`kachery_flows._funcid`), and the bound a
 process, on any machine, whatever ``PYTHONHASHSEED`` is.
 
 Results and records live in the store (``store=`` or the default store at call time) and
-its zone; see :mod:`kachery_flows.records` and :mod:`kachery_flows._results`. Concurrent
+its zone; see :mod:`kachery_flows.action_cache` and :mod:`kachery_flows._results`. Concurrent
 calls with one key compute once (a lock file with expiry, see :mod:`kachery_flows._lock`):
 across processes of one host, and across hosts when the zone is a shared directory.
 
@@ -52,15 +52,9 @@ from typing import (
 from . import codecs
 from ._inline import inline_candidate
 from ._results import MISS, store_result
+from .action_cache import INLINE_ENTRY_MAX, ActionCache, CacheEntry, action_cache, b64
 from .errors import UnhashableArgumentError
-from .records import (
-    INLINE_ENTRY_MAX,
-    ActionCache,
-    CacheEntry,
-    action_cache,
-    b64,
-    build_record,
-)
+from .records import build_record
 from .store import Store, get_default_store
 from .tokens import argument_encoding, canonical_encoding
 from .uri import Ref
@@ -265,7 +259,7 @@ class _CachedBase(Generic[P, R]):
 
     def is_cached(self, *args: P.args, **kwargs: P.kwargs) -> bool:
         """Whether this call has an entry whose result object exists and may be loaded
-        (nothing is loaded; a pickled result needs trust, see :mod:`kachery_flows.records`)."""
+        (nothing is loaded; a pickled result needs trust, see :mod:`kachery_flows.action_cache`)."""
         cache = self._cache()
         entry = cache.get(self.key(*args, **kwargs))
         if entry is None or not (self.return_ref or cache.trusts(entry)):
