@@ -37,7 +37,7 @@ from typing import Any
 from . import codecs
 from ._background import BackgroundThread
 from ._safeopen import READ_FLAGS, read_fd
-from ._trust import pickle_trust
+from ._trust import trusts_pickle
 from .errors import (
     CorruptObjectError,
     DecodeError,
@@ -315,7 +315,7 @@ def unpickle(
     :class:`UnsafePickleError` and nothing is decoded.
     """
     if trusted is None:
-        if not pickle_trust(store).trusts(sha1):
+        if not trusts_pickle(store, sha1):
             raise UnsafePickleError(
                 f"not unpickling {where}: this store did not pickle it, and it does not "
                 "trust its zone's pickles (KACHERY_FLOWS_TRUST_ZONE_PICKLES=1 or "

@@ -8,7 +8,8 @@ entry of the store's own local ref map is vouched for by that entry and trusted 
 rest of the process, without a marker (see :meth:`ActionCache.trusts`).
 
 The action cache (:mod:`kachery_flows.action_cache`) and the one pickle decoder of stored
-results (``kachery_flows._results.unpickle``) both ask here.
+results (``kachery_flows._results.unpickle``) both ask here. What a store trusts in this
+process is kept per :class:`~kachery_flows.store.Store` object.
 """
 
 from __future__ import annotations
@@ -24,52 +25,41 @@ from .errors import StoreWriteError
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["PickleTrust", "pickle_trust"]
+__all__ = ["trust", "trust_in_process", "trusted_path", "trusts_pickle"]
+
+#: Per store: the pickles trusted in this process (seen markers, vouched inline entries).
+_in_process: weakref.WeakKeyDictionary[Store, set[str]] = weakref.WeakKeyDictionary()
 
 
-class PickleTrust:
-    """The pickled results one store trusts (see the module docs)."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        #: Markers of the pickled results this store wrote.
-        self.folder = memo_trusted_dir(store.root)
-        self._trusted: set[str] = set()
-
-    def path(self, sha1: str) -> Path:
-        """The marker saying this store pickled result ``sha1`` itself."""
-        return marker_path(self.folder, sha1)
-
-    def trusts(self, sha1: str) -> bool:
-        """Whether pickle ``sha1`` may be unpickled: this store pickled those bytes itself
-        (:meth:`add`), or the store trusts its zone's pickles."""
-        if self.store.trust_zone_pickles or sha1 in self._trusted:
-            return True
-        if self.path(sha1).exists():
-            self._trusted.add(sha1)
-            return True
-        return False
-
-    def add(self, sha1: str) -> None:
-        """Record that this store pickled result ``sha1`` itself (when computing it)."""
-        path = self.path(sha1)
-        try:
-            create_marker(path, group_shared=self.store.group_shared)
-        except OSError as exc:
-            raise StoreWriteError.from_os_error(exc, "mark as trusted", path) from exc
-        self._trusted.add(sha1)
-
-    def add_in_process(self, sha1: str) -> None:
-        """Trust pickle ``sha1`` in this process only (no marker)."""
-        self._trusted.add(sha1)
+def trusted_path(store: Store, sha1: str) -> Path:
+    """The marker saying ``store`` pickled result ``sha1`` itself."""
+    return marker_path(memo_trusted_dir(store.root), sha1)
 
 
-_trusts: weakref.WeakKeyDictionary[Store, PickleTrust] = weakref.WeakKeyDictionary()
+def trusts_pickle(store: Store, sha1: str) -> bool:
+    """Whether pickle ``sha1`` may be unpickled: ``store`` pickled those bytes itself
+    (:func:`trust`), or it trusts its zone's pickles."""
+    if store.trust_zone_pickles:
+        return True
+    trusted = _in_process.get(store)
+    if trusted is not None and sha1 in trusted:
+        return True
+    if trusted_path(store, sha1).exists():
+        trust_in_process(store, sha1)
+        return True
+    return False
 
 
-def pickle_trust(store: Store) -> PickleTrust:
-    """The (per-process, shared) :class:`PickleTrust` of ``store``."""
-    trust = _trusts.get(store)
-    if trust is None:
-        trust = _trusts.setdefault(store, PickleTrust(store))
-    return trust
+def trust(store: Store, sha1: str) -> None:
+    """Record that ``store`` pickled result ``sha1`` itself (when computing it)."""
+    path = trusted_path(store, sha1)
+    try:
+        create_marker(path, group_shared=store.group_shared)
+    except OSError as exc:
+        raise StoreWriteError.from_os_error(exc, "mark as trusted", path) from exc
+    trust_in_process(store, sha1)
+
+
+def trust_in_process(store: Store, sha1: str) -> None:
+    """Trust pickle ``sha1`` for ``store`` in this process only (no marker)."""
+    _in_process.setdefault(store, set()).add(sha1)

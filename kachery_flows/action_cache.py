@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import codecs
+from . import _trust, codecs
 from ._atomic import replace_small
 from ._cache_entry import (
     ENTRY_TAG,
@@ -54,11 +54,10 @@ from ._cache_entry import (
     inline_record_bytes,
 )
 from ._inline import inline_value
-from ._layout import lock_table_path, locks_dir, marker_path, memo_index_dir
+from ._layout import lock_table_path, locks_dir, marker_path, memo_index_dir, memo_trusted_dir
 from ._lineage_index import note_producer
 from ._lock import FileLock, RangeLock, range_locks_supported
 from ._results import MISS, load_result, result_exists
-from ._trust import pickle_trust
 from .errors import DecodeError, UnsafePickleError
 from .records import decode_record, read_record_object
 from .refmap import RefMap
@@ -116,9 +115,8 @@ class ActionCache:
         self._touched: dict[str, float] = {}
         self._decoded: dict[str, CacheEntry] = {}
         self._root = str(store.root)
-        self._pickles = pickle_trust(store)
         #: Markers of the pickled results this store wrote (see the module docs).
-        self.trusted_dir = self._pickles.folder
+        self.trusted_dir = memo_trusted_dir(store.root)
         self._distrust_logged: set[str] = set()
 
     # --------------------------------------------------------------- ref map
@@ -172,7 +170,7 @@ class ActionCache:
     # ----------------------------------------------------------------- trust
     def trusted_path(self, sha1: str) -> Path:
         """The marker saying this store pickled result ``sha1`` itself."""
-        return self._pickles.path(sha1)
+        return _trust.trusted_path(self.store, sha1)
 
     def trusts(self, entry: CacheEntry) -> bool:
         """Whether a hit may load the entry's result (see the module docs)."""
@@ -197,16 +195,16 @@ class ActionCache:
     def trusts_pickle(self, sha1: str) -> bool:
         """Whether pickle ``sha1`` may be unpickled: this store pickled those bytes itself
         (:meth:`trust`), or the store trusts its zone's pickles."""
-        return self._pickles.trusts(sha1)
+        return _trust.trusts_pickle(self.store, sha1)
 
     def trust(self, sha1: str) -> None:
         """Record that this store pickled result ``sha1`` itself (when computing it)."""
-        self._pickles.add(sha1)
+        _trust.trust(self.store, sha1)
 
     def trust_inline(self, sha1: str) -> None:
         """Trust pickle ``sha1`` in this process: this store just pickled it into an inline
         entry of its own ref map (which vouches for it in other processes; no marker)."""
-        self._pickles.add_in_process(sha1)
+        _trust.trust_in_process(self.store, sha1)
 
     def _log_distrust(self, entry: CacheEntry) -> None:
         if entry.result in self._distrust_logged:
