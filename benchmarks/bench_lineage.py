@@ -55,7 +55,7 @@ def main() -> None:
 
     from kachery_flows import Store
     from kachery_flows._lineage_index import INDEX_PREFIX, lookup
-    from kachery_flows.records import action_cache
+    from kachery_flows.action_cache import action_cache
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-lineage-"))
     rng = random.Random(0)

@@ -44,10 +44,11 @@ import kachery_flows as kf
 from kachery_flows import codecs
 from kachery_flows._evict import prune, store_size
 from kachery_flows._results import StoredResult
+from kachery_flows.action_cache import CacheEntry
 from kachery_flows.cli import main as cli_main
 from kachery_flows.garbage import collect_garbage
 from kachery_flows.memoize import CachedFunction
-from kachery_flows.records import CacheEntry, build_record
+from kachery_flows.records import build_record
 from kachery_flows.uri import Ref
 from kachery_flows.zones import LocalZone
 

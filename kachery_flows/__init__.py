@@ -27,6 +27,7 @@ from ._api import (
     store_text_local,
 )
 from ._retry import RetryPolicy
+from ._version import __version__
 from .errors import (
     CorruptObjectError,
     DecodeError,
@@ -46,8 +47,6 @@ from .lineage import lineage
 from .memoize import kachery_cached
 from .store import Store, VerifyReport, get_default_store
 from .uri import Ref, format_uri, parse_uri
-
-__version__ = "0.1.0"
 
 __all__ = [
     "CorruptObjectError",

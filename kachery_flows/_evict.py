@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import heapq
 import os
-import stat
 import threading
 import time
 from collections.abc import Callable
@@ -42,15 +41,13 @@ from ._background import BackgroundThread
 from ._layout import OBJECTS_DIR, object_key
 from ._scan import iter_objects
 from .config import parse_size
-from .errors import KacheryError
-from .zones.base import Progress, Zone
+from .zones.base import Progress
 
 if TYPE_CHECKING:
     from .store import Store
 
 __all__ = [
     "LOW_WATER", "AccessLog", "Bound", "PruneReport", "open_objects", "prune", "store_size",
-    "zone_holds",
 ]
 
 #: A store pruned because it passed its bound is brought down to this fraction of it.
@@ -166,24 +163,6 @@ def open_objects(root: str) -> set[tuple[int, int]]:
     return found
 
 
-def zone_holds(zone: Zone, sha1: str, size: int) -> bool:
-    """Whether ``zone`` verifiably holds object ``sha1`` of ``size`` bytes (asked now;
-    a zone error counts as no)."""
-    from .zones.fsspec import FsspecZone
-    from .zones.local import LocalZone
-
-    try:
-        if isinstance(zone, LocalZone):
-            st = os.stat(zone.root / object_key(sha1))
-            return stat.S_ISREG(st.st_mode) and st.st_size == size
-        if isinstance(zone, FsspecZone):
-            info: dict[str, Any] = zone.fs.info(zone._key(object_key(sha1)))
-            return bool(info.get("type") == "file" and info.get("size") == size)
-        return zone.has(sha1)
-    except (OSError, KacheryError):
-        return False
-
-
 _Candidate = tuple[float, str, int, int, int]  # (time, sha1, size, device, inode)
 
 
@@ -253,7 +232,7 @@ def prune(
     report = PruneReport(dry_run=dry_run, max_size=limit)
     goal = limit if target is None else target
     root = str(store.root)
-    recent = store._access_log.snapshot()
+    recent = store.access_log.snapshot()
     seen: set[str] = set()
     candidates = _scan(root, 0, seen, recent, report, progress)
     size = report.size_before
@@ -265,7 +244,7 @@ def prune(
             seen.add(sha1)
             if (dev, ino) in opened:
                 report.kept_open += 1
-            elif not zone_holds(store.zone, sha1, nbytes):
+            elif not store.zone.holds(sha1, nbytes):
                 report.kept_local_only += 1
             elif _evict(f"{root}/{object_key(sha1)}", dry_run):
                 report.evicted += 1

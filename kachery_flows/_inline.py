@@ -7,7 +7,7 @@ record's and the result's bytes next to their SHA-1s. With fsync on, that is the
 one durable write; the record and result objects are not written yet. A hit reads the
 value from the entry (its bytes are checked against the SHA-1 the entry names).
 
-The objects are **materialized** (written to ``sha1/aa/bb/cc/<hash>`` and marked as cache
+The objects are **materialized** (written to their object paths and marked as cache
 objects, exactly as a non-inline miss writes them) as soon as their URIs can leave the
 cache: ``.ref()``, ``.record()`` and ``kachery-flows info``; the entry then becomes an
 ordinary one naming them, and stays ordinary when it is recomputed (a damaged object is
@@ -25,9 +25,8 @@ from typing import Any
 
 from . import codecs
 from ._results import MISS, StoredResult, inline_result, small_encoding
-from .errors import KacheryError
 
-__all__ = ["INLINE_RESULT_MAX", "inline_candidate", "inline_record", "inline_value"]
+__all__ = ["INLINE_RESULT_MAX", "inline_candidate", "inline_value"]
 
 #: Largest result kept inline (bytes of its encoding).
 INLINE_RESULT_MAX = 1024
@@ -63,16 +62,3 @@ def inline_value(codec: str, data: bytes) -> Any:
         return codecs.decode_pkl(data, "an inline memo result", trusted=True)
     except Exception:
         return MISS
-
-
-def inline_record(data: bytes) -> dict[str, Any] | None:
-    """The record carried by an inline entry, or None if it is not a record."""
-    from .records import RECORD_SCHEMA
-
-    try:
-        record = codecs.decode_json(data, "inline record")
-    except KacheryError:
-        return None
-    if not isinstance(record, dict) or record.get("schema") != RECORD_SCHEMA:
-        return None
-    return record

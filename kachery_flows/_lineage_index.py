@@ -1,15 +1,15 @@
 """The reverse index of provenance: result hash -> the record that produced it.
 
 One ref-map name per result, ``lineage/<result sha1>``, holds ``kfl1 <record sha1>``. It
-lives in the store's ref map (:class:`kachery_flows.records.RefMap`): the zone's refs when
+lives in the store's ref map (:class:`kachery_flows.refmap.RefMap`): the zone's refs when
 the store has a writable zone (so every machine using the zone finds what the others
-computed), else the local directory ``<root>/.kachery-flows/refs/``, whose reads fall back
-to a read-only zone's refs. A lookup is one ref read, whatever the number of entries.
+computed), else the store's local ref map, whose reads fall back to a read-only zone's
+refs. A lookup is one ref read, whatever the number of entries.
 
 Who keeps it:
 
 * the write path: every provenance record written for a memoized call
-  (:meth:`kachery_flows.records.ActionCache.put`), a Prefect result
+  (:meth:`kachery_flows.action_cache.ActionCache.put`), a Prefect result
   (``kachery_flows.prefect``) or a Dask checkpoint (``kachery_flows.dask.to_kachery``)
   names its result here; the last writer wins;
 * garbage collection (:mod:`kachery_flows.garbage`), for a local map: it re-adds the entry
@@ -18,8 +18,7 @@ Who keeps it:
   alone, as gc never deletes from a zone.
 
 Local entries are written without fsync: the index is derived data that ``gc`` rebuilds.
-This module imports nothing of the action cache (records.py calls it), so the maps are
-taken by shape.
+The action cache calls in here, so its types are imported for type checking only.
 """
 
 from __future__ import annotations
@@ -28,11 +27,17 @@ import os
 from collections.abc import Iterable
 from contextlib import suppress
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from ._atomic import replace_small
-from .store import Store
 from .uri import is_sha1_hex
+
+if TYPE_CHECKING:
+    from ._cache_entry import CacheEntry
+    from .action_cache import ActionCache
+    from .garbage import GCReport
+    from .refmap import RefMap
+    from .store import Store
 
 __all__ = ["INDEX_PREFIX", "INDEX_TAG", "after_gc", "index_name", "lookup", "note_live",
            "note_producer"]
@@ -41,47 +46,6 @@ __all__ = ["INDEX_PREFIX", "INDEX_TAG", "after_gc", "index_name", "lookup", "not
 INDEX_TAG = "kfl1"
 #: Ref-map folder of the index.
 INDEX_PREFIX = "lineage"
-
-
-class _LocalMap(Protocol):
-    @property
-    def base(self) -> Path: ...
-
-
-class _RefMap(Protocol):
-    @property
-    def local(self) -> _LocalMap | None: ...
-
-    def get(self, name: str) -> str | None: ...
-
-    def set(self, name: str, value: str | None) -> None: ...
-
-
-class _Cache(Protocol):
-    @property
-    def store(self) -> Store: ...
-
-    @property
-    def refs(self) -> _RefMap: ...
-
-
-class _Entry(Protocol):
-    @property
-    def record(self) -> str: ...
-
-    @property
-    def result(self) -> str: ...
-
-    @property
-    def result_data(self) -> bytes | None: ...
-
-
-class _Report(Protocol):
-    @property
-    def dry_run(self) -> bool: ...
-
-    @property
-    def deleted_objects(self) -> list[str]: ...
 
 
 def index_name(sha1: str) -> str:
@@ -96,7 +60,7 @@ def _decode(text: str) -> str | None:
     return None
 
 
-def lookup(refs: _RefMap, sha1: str) -> tuple[str | None, str | None]:
+def lookup(refs: RefMap, sha1: str) -> tuple[str | None, str | None]:
     """``(record sha1, problem)`` for result ``sha1``: ``(None, None)`` when nothing is
     indexed, ``(None, why)`` when the entry is not one this package wrote."""
     text = refs.get(index_name(sha1))
@@ -108,7 +72,7 @@ def lookup(refs: _RefMap, sha1: str) -> tuple[str | None, str | None]:
     return record, None
 
 
-def note_producer(store: Store, refs: _RefMap, result: str, record: str) -> None:
+def note_producer(store: Store, refs: RefMap, result: str, record: str) -> None:
     """Point result ``result`` at the record ``record`` (both 40-hex hashes)."""
     text = f"{INDEX_TAG} {record}"
     local = refs.local
@@ -120,7 +84,7 @@ def note_producer(store: Store, refs: _RefMap, result: str, record: str) -> None
                   group_shared=store.group_shared)
 
 
-def note_live(cache: _Cache, entry: _Entry, dry_run: bool) -> None:
+def note_live(cache: ActionCache, entry: CacheEntry, dry_run: bool) -> None:
     """gc: make sure a live memo entry's result is indexed (local maps only)."""
     refs = cache.refs
     if dry_run or refs.local is None or entry.result_data is not None:
@@ -129,7 +93,7 @@ def note_live(cache: _Cache, entry: _Entry, dry_run: bool) -> None:
         note_producer(cache.store, refs, entry.result, entry.record)
 
 
-def after_gc(cache: _Cache, report: _Report) -> None:
+def after_gc(cache: ActionCache, report: GCReport) -> None:
     """gc: drop the local entries whose result or record was just deleted."""
     local = cache.refs.local
     deleted = set(report.deleted_objects)

@@ -15,8 +15,9 @@ from typing import Any
 
 from ._lineage_index import lookup, note_producer
 from ._results import StoredResult, scan_refs
+from .action_cache import action_cache
 from .errors import UnhashableArgumentError
-from .records import action_cache, build_record
+from .records import build_record
 from .store import Store
 from .tokens import argument_encoding
 from .uri import Ref

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import Any, Generic, ParamSpec, TypeVar, cast
 
+from . import codecs
 from ._funcid import (
     ArgBinder,
     call_shape,
@@ -24,8 +25,8 @@ from ._funcid import (
     function_identity,
     may_rename,
 )
+from .action_cache import ActionCache, action_cache
 from .errors import UnhashableArgumentError
-from .records import ActionCache, action_cache
 from .store import Store, get_default_store
 from .tokens import argument_encoding, canonical_encoding, frame, key_header, key_of
 
@@ -36,9 +37,6 @@ MEMO_SCHEMA = "kachery-flows-memo-1"
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-#: File-name suffix of a result's label, by codec.
-_SUFFIX = {"npy": ".npy", "json": ".json", "pkl": ".pkl", "bytes": ""}
 
 
 def _resolve(module: Any, qualname: str) -> Any:
@@ -199,7 +197,7 @@ class CachedBase(Generic[P, R]):
 
     def is_cached(self, *args: P.args, **kwargs: P.kwargs) -> bool:
         """Whether this call has an entry whose result object exists and may be loaded
-        (nothing is loaded; a pickled result needs trust, see :mod:`kachery_flows.records`)."""
+        (nothing is loaded; a pickled result needs trust, see :mod:`kachery_flows.action_cache`)."""
         cache = self._cache()
         entry = cache.get(self.key(*args, **kwargs))
         if entry is None or not (self.return_ref or cache.trusts(entry)):
@@ -231,7 +229,7 @@ class CachedBase(Generic[P, R]):
 
     def _result_name(self, codec: str) -> str:
         """The label of this function's results stored with ``codec``."""
-        return self._stem + _SUFFIX[codec]
+        return self._stem + codecs.suffix(codec)
 
 
 class BoundCached:

@@ -27,7 +27,8 @@ from . import codecs
 from ._inline import inline_candidate
 from ._memo_base import CachedBase
 from ._results import MISS, store_result
-from .records import INLINE_ENTRY_MAX, ActionCache, CacheEntry, b64, build_record
+from .action_cache import INLINE_ENTRY_MAX, ActionCache, CacheEntry, b64
+from .records import build_record
 from .uri import Ref
 
 __all__ = ["COMPUTE", "Miss", "begin", "run_async", "run_sync"]

@@ -15,7 +15,7 @@ tuples, int keys, ``float`` subclasses such as ``np.float64`` and unsorted dicts
 through cloudpickle, so a hit always returns a value equal to (and of the same types as)
 the first call's.
 
-Trust: :class:`kachery_flows.records.ActionCache` only asks for a cloudpickled result
+Trust: :class:`kachery_flows.action_cache.ActionCache` only asks for a cloudpickled result
 whose bytes this store pickled itself, unless the store trusts its zone's pickles; those
 bytes are then always re-hashed (whatever their size) before they are unpickled.
 """

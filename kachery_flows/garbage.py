@@ -7,7 +7,7 @@ What :func:`collect_garbage` may delete, and only once older than the grace peri
   ``<root>/.kachery-flows/memo/objects/``) that no live record reaches: not the record
   object itself, not its result, not a URI inside the result, not an input ref;
 * the trust markers of pickled results whose objects are gone from the local store
-  (``<root>/.kachery-flows/memo/trusted/``, see :mod:`kachery_flows.records`): a marker
+  (``<root>/.kachery-flows/memo/trusted/``, see :mod:`kachery_flows._trust`): a marker
   names bytes this store pickled, which stays true while the object exists.
 
 It never deletes an object stored with ``store_*`` (those are never marked, and storing
@@ -37,7 +37,8 @@ from typing import Any
 from . import _lineage_index, _marks
 from ._layout import locks_dir, object_key
 from ._scan import subdirs
-from .records import ActionCache, action_cache, reached_by
+from .action_cache import ActionCache, action_cache
+from .records import reached_by
 from .store import Store, get_default_store
 from .uri import is_sha1_hex
 

@@ -32,8 +32,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from ._lineage_index import lookup
+from .action_cache import action_cache
 from .errors import KacheryError
-from .records import RECORD_SCHEMA, action_cache, read_record_object
+from .records import RECORD_SCHEMA, read_record_object
 from .store import Store, get_default_store
 from .uri import Ref, is_sha1_hex, parse_uri
 

@@ -21,7 +21,7 @@ function's normalized source, see :mod:`kachery_flows._funcid`), and the bound a
 process, on any machine, whatever ``PYTHONHASHSEED`` is.
 
 Results and records live in the store (``store=`` or the default store at call time) and
-its zone; see :mod:`kachery_flows.records` and :mod:`kachery_flows._results`. A call goes
+its zone; see :mod:`kachery_flows.action_cache` and :mod:`kachery_flows._results`. A call goes
 through :mod:`kachery_flows._memo_call` (one call loop for sync and async functions); keys,
 queries and pickling are :mod:`kachery_flows._memo_base`'s. Concurrent calls with one key
 compute once (a lock file with expiry, see :mod:`kachery_flows._lock`): across processes

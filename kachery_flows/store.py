@@ -100,7 +100,8 @@ class Store:
         max_size = settings.max_size if max_size is None else max_size
         #: The size bound (None: unbounded), see ``max_size``.
         self.bound = Bound(self, max_size) if max_size is not None and self.zone else None
-        self._access_log = AccessLog(str(self.root))
+        #: Reads of local objects through this store in this process (eviction spares them).
+        self.access_log = AccessLog(str(self.root))
 
     def __repr__(self) -> str:
         zone = f", zone={self.zone!r}" if self.zone is not None else ""
@@ -262,7 +263,7 @@ class Store:
         path = self._local_path(ref)
         if path is None:
             return self._fetch(ref)
-        self._access_log.note(ref.sha1)
+        self.access_log.note(ref.sha1)
         return _transfer.verified(self, ref, path) if verify else path
 
     def exists(self, uri: str | Ref) -> bool:

@@ -64,7 +64,7 @@ def test_every_docs_page_is_in_the_nav() -> None:
 PUBLIC_MODULES = [
     "kachery_flows", "kachery_flows.prefect", "kachery_flows.dask", "kachery_flows.zones",
     "kachery_flows.testing", "kachery_flows.tokens", "kachery_flows.garbage",
-    "kachery_flows.records",
+    "kachery_flows.records", "kachery_flows.action_cache", "kachery_flows.refmap",
 ]
 
 

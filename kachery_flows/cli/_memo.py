@@ -34,7 +34,7 @@ def _print_record(record: dict[str, Any], indent: str = "") -> None:
 
 
 def print_description(info: dict[str, Any]) -> None:
-    """Print what :func:`kachery_flows.records.describe` returned, for people."""
+    """Print what :func:`kachery_flows.cli._describe.describe` returned, for people."""
     record = info.get("record")
     if info.get("kind") == "memo":
         echo(f"key: {info['key']}")

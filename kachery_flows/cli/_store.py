@@ -57,7 +57,7 @@ def cmd_cat(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from ..records import describe
+    from ._describe import describe
     from ._memo import print_description
 
     info = describe(command_store(args), args.uri)

@@ -47,8 +47,8 @@ from pydantic import ConfigDict, Field, model_validator
 
 from .. import codecs
 from .._results import MISS, load_value, put_value
+from ..action_cache import action_cache
 from ..errors import DecodeError, ObjectNotFoundError, UnsafePickleError
-from ..records import action_cache
 from ..store import Store, get_default_store
 from ..uri import Ref, parse_uri
 from ._lineage import note_task_result

@@ -39,7 +39,7 @@ from pydantic import Field, ValidationError
 
 from .._results import MISS, load_value
 from ..errors import KacheryError, ObjectNotFoundError
-from ..records import RefMap
+from ..refmap import RefMap
 from ..store import Store, get_default_store
 from ..uri import parse_uri
 from ..zones.base import validate_ref_name

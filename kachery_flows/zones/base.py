@@ -21,16 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import _layout
-from .._layout import object_key
 from ..errors import InvalidRefNameError, KacheryError, ZoneError, ZonePermissionError
 
 if TYPE_CHECKING:
     from ..config import Settings
 
-# ``object_key`` is re-exported for store.py, garbage.py and _evict.py until they import
-# it from ``kachery_flows._layout``.
 __all__ = [
-    "MAX_REF_BYTES", "Progress", "Zone", "decode_ref", "object_key", "ref_key",
+    "MAX_REF_BYTES", "Progress", "Zone", "decode_ref", "ref_key",
     "validate_ref_name",
 ]
 

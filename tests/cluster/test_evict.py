@@ -17,11 +17,10 @@ import numpy as np
 import pytest
 
 from kachery_flows import Store, get_default_store
-from kachery_flows._evict import open_objects, prune, store_size, zone_holds
+from kachery_flows._evict import open_objects, prune, store_size
 from kachery_flows.cli import main
 from kachery_flows.config import load_settings, parse_size
-from kachery_flows.zones import LocalZone
-from kachery_flows.zones.base import object_key
+from kachery_flows.zones import LocalZone, object_key
 
 KB = 1024
 
@@ -82,7 +81,7 @@ def test_an_object_the_zone_holds_with_another_size_is_not_evicted(tmp_path: Pat
     ref = store.put_bytes(b"x" * (10 * KB))
     zone_copy = zone.root / object_key(ref.sha1)
     zone_copy.write_bytes(b"x" * 10)  # truncated in the zone: not a copy we can rely on
-    assert not zone_holds(zone, ref.sha1, 10 * KB)
+    assert not zone.holds(ref.sha1, 10 * KB)
     report = prune(store, 0)
     assert report.evicted == 0 and report.kept_local_only == 1
     assert store.object_path(ref).is_file()
@@ -105,7 +104,7 @@ def test_reads_through_the_store_count_as_use(tmp_path: Path) -> None:
     _age(store, a.sha1, 2000)
     _age(store, b.sha1, 1000)
     store.load_bytes(a)  # noted in memory (no write on the read path), and by relatime
-    assert a.sha1 in store._access_log.snapshot()
+    assert a.sha1 in store.access_log.snapshot()
     prune(store, KB)
     assert store.object_path(a).is_file() and not store.object_path(b).is_file()
 

@@ -11,9 +11,9 @@ import numpy as np
 import kachery_flows as kf
 from kachery_flows import Ref, Store, kachery_cached
 from kachery_flows._lineage_index import index_name, lookup
+from kachery_flows.action_cache import action_cache
 from kachery_flows.garbage import collect_garbage
 from kachery_flows.memoize import CachedFunction
-from kachery_flows.records import action_cache
 
 
 def make_store(tmp_path: Path) -> Store:

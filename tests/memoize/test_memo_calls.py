@@ -15,7 +15,8 @@ import pytest
 
 import kachery_flows
 from kachery_flows import Ref, Store, get_default_store, kachery_cached
-from kachery_flows.records import RECORD_SCHEMA, action_cache
+from kachery_flows.action_cache import action_cache
+from kachery_flows.records import RECORD_SCHEMA
 
 
 @dataclasses.dataclass
@@ -122,7 +123,7 @@ def test_return_ref_and_ref_never_load(monkeypatch: pytest.MonkeyPatch, marker: 
     def no_loading(*args: Any) -> Any:
         raise AssertionError("loaded")
 
-    monkeypatch.setattr("kachery_flows.records.load_result", no_loading)
+    monkeypatch.setattr("kachery_flows.action_cache.load_result", no_loading)
     assert memo_funcs.signal_ref(100, 3, marker) == ref
     assert memo_funcs.make_signal.ref(100, 3, marker).codec == "npy"
     assert memo_funcs.count(marker) == 2  # make_signal computed once for .ref()

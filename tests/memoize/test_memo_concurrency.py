@@ -17,7 +17,7 @@ from memo_helpers import python_env
 
 from kachery_flows import _lock, get_default_store
 from kachery_flows._lock import FileLock
-from kachery_flows.records import action_cache
+from kachery_flows.action_cache import action_cache
 
 # Each process imports everything, then waits for the start file, so all call at once.
 CALL = """

@@ -16,9 +16,9 @@ from memo_helpers import age
 
 import kachery_flows
 from kachery_flows import Ref, Store, get_default_store, kachery_cached
+from kachery_flows.action_cache import action_cache
 from kachery_flows.cli import main
 from kachery_flows.garbage import collect_garbage
-from kachery_flows.records import action_cache
 from kachery_flows.zones import LocalZone
 
 

@@ -17,8 +17,9 @@ import pytest
 from memo_helpers import age, python_env
 
 from kachery_flows import Store, get_default_store, kachery_cached, load_json
+from kachery_flows.action_cache import INLINE_TAG, action_cache
 from kachery_flows.garbage import collect_garbage
-from kachery_flows.records import INLINE_TAG, action_cache, read_record_object
+from kachery_flows.records import read_record_object
 from kachery_flows.zones import LocalZone
 
 

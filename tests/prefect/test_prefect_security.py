@@ -28,8 +28,9 @@ from prefect._internal.result_records import ResultRecord
 from pydantic import ValidationError
 
 from kachery_flows import Store
+from kachery_flows.action_cache import action_cache
 from kachery_flows.prefect import KacheryStorage, RefusedRecordError
-from kachery_flows.records import RefMap, action_cache
+from kachery_flows.refmap import RefMap
 
 pytestmark = pytest.mark.integration
 

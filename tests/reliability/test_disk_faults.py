@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 from kachery_flows import Store, StoreWriteError, ZonePermissionError, kachery_cached
-from kachery_flows.records import action_cache
+from kachery_flows.action_cache import action_cache
 from kachery_flows.zones import LocalZone
 
 ERRNOS = {"ENOSPC": errno.ENOSPC, "EACCES": errno.EACCES}

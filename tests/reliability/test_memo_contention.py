@@ -23,7 +23,7 @@ from rel_helpers import Forker, count
 
 from kachery_flows import Store, _lock
 from kachery_flows._lock import FileLock
-from kachery_flows.records import action_cache
+from kachery_flows.action_cache import action_cache
 from kachery_flows.zones import LocalZone
 
 N = 5000

@@ -25,8 +25,8 @@ from rel_funcs import memo_series, series
 from rel_helpers import Forker, count
 
 from kachery_flows import Store, get_default_store
+from kachery_flows.action_cache import action_cache
 from kachery_flows.garbage import collect_garbage
-from kachery_flows.records import action_cache
 
 
 class Readers:

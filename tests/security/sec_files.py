@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from kachery_flows import Store, kachery_cached
+from kachery_flows.action_cache import action_cache
 from kachery_flows.errors import KacheryError
-from kachery_flows.records import action_cache
 from kachery_flows.zones import LocalZone, open_zone
 
 RUNS: list[int] = []

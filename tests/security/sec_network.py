@@ -112,7 +112,7 @@ def attack_plain_http_mirror_refs(work: Path) -> dict[str, Any]:
     """A plain-http mirror (or anyone on its path) serves a memo entry pointing at a
     poisoned result: it must not decide the hit unless the user opted in."""
     from kachery_flows import Store, kachery_cached
-    from kachery_flows.records import action_cache
+    from kachery_flows.action_cache import action_cache
     from kachery_flows.testing import DirectoryHTTPServer
     from kachery_flows.zones import HttpZone
 

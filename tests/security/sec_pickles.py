@@ -132,7 +132,7 @@ def attack_intact_undecodable(work: Path) -> dict[str, Any]:
     """A trusted, intact pickle that fails to unpickle: a typed DecodeError saying so, and
     the object stays in place (never 'missing or corrupt, quarantined')."""
     from kachery_flows._results import load_value, put_value
-    from kachery_flows.records import action_cache
+    from kachery_flows.action_cache import action_cache
 
     sys.modules["__main__"].Unloadable = Unloadable  # type: ignore[attr-defined]
     Unloadable.__module__ = "__main__"

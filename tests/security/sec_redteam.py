@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 
 from kachery_flows import Store, kachery_cached, parse_uri
+from kachery_flows.action_cache import CacheEntry, action_cache
 from kachery_flows.errors import KacheryError
-from kachery_flows.records import RECORD_SCHEMA, CacheEntry, action_cache, read_record_object
+from kachery_flows.records import RECORD_SCHEMA, read_record_object
 
 
 def attack_huge_uris_and_labels(work: Path) -> dict[str, Any]:
