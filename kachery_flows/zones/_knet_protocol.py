@@ -11,12 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from .._retry import transport_reason
 from ..errors import ZoneError, ZonePermissionError, ZoneUnavailableError
 from ._bounded import read_capped
 from .base import Progress
@@ -35,8 +38,22 @@ __all__ = [
     "http_failure",
     "make_work_token",
     "signed_url",
+    "transport_errors",
     "write_body",
 ]
+
+
+@contextmanager
+def transport_errors(what: str) -> Iterator[None]:
+    """Map a ``requests`` failure inside the block to the zone's typed errors: a dropped
+    connection or a timeout is transient (:class:`ZoneUnavailableError`, retried), any other
+    request error is a :class:`ZoneError`; ``what`` names the request."""
+    try:
+        yield
+    except (requests.ConnectionError, requests.Timeout) as exc:
+        raise ZoneUnavailableError(f"{what}: {transport_reason(exc)}") from exc
+    except requests.RequestException as exc:
+        raise ZoneError(f"{what}: {exc}") from exc
 
 #: Leading zero bits required of ``sha1(hash + workToken)`` (hard-coded in kachery 2).
 WORK_TOKEN_DIFFICULTY = 13

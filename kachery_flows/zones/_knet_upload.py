@@ -11,9 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import requests
-
-from .._retry import transport_reason
 from ..errors import CorruptObjectError, ZoneError, ZonePermissionError, ZoneUnavailableError
 from ..hashing import sha1_of_file
 from ._knet_protocol import (
@@ -23,6 +20,7 @@ from ._knet_protocol import (
     error_message,
     make_work_token,
     signed_url,
+    transport_errors,
 )
 
 if TYPE_CHECKING:
@@ -120,16 +118,11 @@ def publish(zone: KacheryNetworkZone, src: Path, sha1: str) -> None:
 
 def _upload(zone: KacheryNetworkZone, url: str, src: Path, size: int) -> None:
     what = f"upload to the bucket of {zone.name}"
-    with open(src, "rb") as f:
-        try:
-            resp = zone._session().put(
-                url, data=f, headers={"Content-Length": str(size)}, timeout=zone.timeout,
-                stream=True,
-            )
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise ZoneUnavailableError(f"{what}: {transport_reason(exc)}") from exc
-        except requests.RequestException as exc:
-            raise ZoneError(f"{what}: {exc}") from exc
+    with open(src, "rb") as f, transport_errors(what):
+        resp = zone._session().put(
+            url, data=f, headers={"Content-Length": str(size)}, timeout=zone.timeout,
+            stream=True,
+        )
     with resp:
         if resp.status_code in (401, 403):
             raise UrlRefused(f"HTTP {resp.status_code}: {error_message(resp)[:200]}")

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import requests
 
-from .._retry import RetryPolicy, transport_reason
+from .._retry import RetryPolicy
 from ..config import default_root, load_network_settings
 from ..errors import ObjectNotFoundError, ZoneError, ZonePermissionError, ZoneUnavailableError
 from ..uri import Ref, redact_url
@@ -54,6 +54,7 @@ from ._knet_protocol import (
     found_in,
     http_failure,
     make_work_token,
+    transport_errors,
     write_body,
 )
 from ._knet_upload import publish
@@ -200,24 +201,16 @@ class KacheryNetworkZone(ThreadSessions, Zone):
         ``signed`` requests (legacy gateway) carry their credentials in the body.
         """
         headers = {"Content-Type": "application/json"} if signed else self._headers()
-        try:
+        with transport_errors(what):
             resp = self._session().post(
                 url, data=json.dumps(body).encode(), headers=headers, timeout=self.timeout,
                 stream=True,
             )
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise ZoneUnavailableError(f"{what}: {transport_reason(exc)}") from exc
-        except requests.RequestException as exc:
-            raise ZoneError(f"{what}: {exc}") from exc
         with resp:
             if resp.status_code != 200:
                 raise self._http_failure(what, resp)
-            try:
+            with transport_errors(what):
                 data = json_capped(resp)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                raise ZoneUnavailableError(f"{what}: {transport_reason(exc)}") from exc
-            except requests.RequestException as exc:
-                raise ZoneError(f"{what}: {exc}") from exc
         if not isinstance(data, dict):
             raise ZoneError(
                 f"{what}: the answer is not a JSON object of at most {MAX_ANSWER_BYTES} bytes"
@@ -319,12 +312,8 @@ class KacheryNetworkZone(ThreadSessions, Zone):
         self, found: Found, dest: Path, sha1: str, progress: Progress | None = None
     ) -> None:
         what = f"download from {found.source}"
-        try:
+        with transport_errors(what):
             resp = self._session().get(found.url, stream=True, timeout=self.timeout)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise ZoneUnavailableError(f"{what}: {transport_reason(exc)}") from exc
-        except requests.RequestException as exc:
-            raise ZoneError(f"{what}: {exc}") from exc
         with resp:
             status = resp.status_code
             if status in (401, 403):
