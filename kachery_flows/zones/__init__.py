@@ -25,10 +25,12 @@ if TYPE_CHECKING:
     from .kachery_network import KacheryNetworkZone, network_zone_for
 
 __all__ = [
+    "ClientKeys",
     "ENTRY_POINT_GROUP",
     "FsspecZone",
     "HttpZone",
     "KacheryNetworkZone",
+    "LegacyGateway",
     "LocalZone",
     "Zone",
     "ZoneConfigError",
@@ -50,6 +52,8 @@ _LAZY = {
     "s3_storage_options": ".fsspec",
     "HttpZone": ".http",
     "KacheryNetworkZone": ".kachery_network",
+    "LegacyGateway": "._kachery_gateway",
+    "ClientKeys": "._kachery_gateway",
     "network_zone_for": ".kachery_network",
 }
 
