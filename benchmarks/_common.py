@@ -83,10 +83,14 @@ def print_table(title: str, rows: list[tuple[str, float]], baseline: str) -> Non
     print(f"  {'case':<{width}}  {'median':>10}  {'÷ ' + baseline:>14}")
     for name, seconds in rows:
         print(f"  {name:<{width}}  {fmt_seconds(seconds):>10}  {seconds / base:>13.2f}×")
-    _TABLES.append({
-        "kind": "ratio", "title": title, "baseline": baseline,
-        "rows": [{"case": name, "seconds": seconds} for name, seconds in rows],
-    })
+    _TABLES.append(
+        {
+            "kind": "ratio",
+            "title": title,
+            "baseline": baseline,
+            "rows": [{"case": name, "seconds": seconds} for name, seconds in rows],
+        }
+    )
 
 
 def print_comparison(title: str, rows: list[dict[str, Any]]) -> None:
@@ -99,14 +103,17 @@ def print_comparison(title: str, rows: list[dict[str, Any]]) -> None:
     cells = [("what", "kachery-flows", "anchor", "anchor / ours", "target")]
     for row in rows:
         anchor = row.get("anchor")
-        cells.append((
-            row["what"],
-            fmt_seconds(row["ours"]),
-            f"{fmt_seconds(anchor)} ({row.get('anchor_name', '')})" if anchor is not None
-            else row.get("note", "-"),
-            f"{anchor / row['ours']:.1f}×" if anchor is not None else "-",
-            row.get("target", "-"),
-        ))
+        cells.append(
+            (
+                row["what"],
+                fmt_seconds(row["ours"]),
+                f"{fmt_seconds(anchor)} ({row.get('anchor_name', '')})"
+                if anchor is not None
+                else row.get("note", "-"),
+                f"{anchor / row['ours']:.1f}×" if anchor is not None else "-",
+                row.get("target", "-"),
+            )
+        )
     widths = [max(len(r[i]) for r in cells) for i in range(5)]
     print(f"\n{title}")
     for i, r in enumerate(cells):
@@ -129,9 +136,16 @@ def _dump() -> None:
     script = Path(sys.argv[0]).stem
     with open(target, "a", encoding="utf-8") as f:
         for table in _TABLES:
-            f.write(json.dumps({
-                "script": script, "python": platform.python_version(), **table,
-            }) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "script": script,
+                        "python": platform.python_version(),
+                        **table,
+                    }
+                )
+                + "\n"
+            )
 
 
 atexit.register(_dump)

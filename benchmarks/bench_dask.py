@@ -101,12 +101,14 @@ def bench_transfer(client: Client, workers: list[str], mb: float, repeats: int) 
     for kind in ("value", "ref"):
         moved_by(kind)(-1)
     ready.clear()
-    times = interleaved({"by value": moved_by("value"), "by Ref": moved_by("ref")},
-                        repeats, setup=prepare)
+    times = interleaved(
+        {"by value": moved_by("value"), "by Ref": moved_by("ref")}, repeats, setup=prepare
+    )
     print_table(
         f"{mb:g} MB array, producer on one worker, consumer on the other "
         "(consumer submit -> result)",
-        [(name, median(t)) for name, t in times.items()], "by value",
+        [(name, median(t)) for name, t in times.items()],
+        "by value",
     )
 
     def end_to_end(kind: str) -> Any:
@@ -121,11 +123,13 @@ def bench_transfer(client: Client, workers: list[str], mb: float, repeats: int) 
     def flush(r: int) -> None:
         os.sync()  # nobody pays for the previous case's dirty pages
 
-    times = interleaved({"by value": end_to_end("value"), "by Ref": end_to_end("ref")},
-                        repeats, setup=flush)
+    times = interleaved(
+        {"by value": end_to_end("value"), "by Ref": end_to_end("ref")}, repeats, setup=flush
+    )
     print_table(
         f"{mb:g} MB array, end to end (producer + move + consumer)",
-        [(name, median(t)) for name, t in times.items()], "by value",
+        [(name, median(t)) for name, t in times.items()],
+        "by value",
     )
     sizes = {}
     for kind, fn in (("value", produce_value), ("ref", produce_ref)):
@@ -135,13 +139,13 @@ def bench_transfer(client: Client, workers: list[str], mb: float, repeats: int) 
             lambda dask_scheduler, key: dask_scheduler.tasks[key].nbytes, key=made.key
         )
         del made
-    note(f"{mb:g} MB array: result size the scheduler records: by value "
-         f"{_fmt_bytes(sizes['value'])}, by Ref {_fmt_bytes(sizes['ref'])}")
+    note(
+        f"{mb:g} MB array: result size the scheduler records: by value "
+        f"{_fmt_bytes(sizes['value'])}, by Ref {_fmt_bytes(sizes['ref'])}"
+    )
 
 
-def bench_checkpoint(
-    client: Client, gib: float, repeats: int, work: Path, root: Path
-) -> None:
+def bench_checkpoint(client: Client, gib: float, repeats: int, work: Path, root: Path) -> None:
     n = int(gib * 2**30 // 8)
     arr = da.random.default_rng(0).standard_normal(n, chunks=n // 16).persist()
     wait(arr)
@@ -185,7 +189,8 @@ def bench_checkpoint(
     print_table(
         f"checkpoint a {gib:g} GiB dask array held by the workers (16 chunks; "
         "fsync off unless said)",
-        [(name, median(t)) for name, t in times.items()], "np.save(arr.compute())",
+        [(name, median(t)) for name, t in times.items()],
+        "np.save(arr.compute())",
     )
     if "da.to_zarr" not in cases:
         note("zarr is not installed: da.to_zarr not measured")
@@ -223,7 +228,8 @@ cached_total = kachery_cached(load_refs(total))
 
 def _pipeline(seed: int, cached: bool) -> Any:
     mk, hp, rm, tot = (
-        (cached_make, cached_highpass, cached_rms, cached_total) if cached
+        (cached_make, cached_highpass, cached_rms, cached_total)
+        if cached
         else (make, highpass, rms, total)
     )
     rec = dask.delayed(mk, pure=True)(seed)  # 1
@@ -247,13 +253,17 @@ def bench_pipeline(repeats: int) -> None:
     plain(500)  # warm-up
     first(500)
     times = interleaved(
-        {"plain dask.delayed": plain, "kachery_cached, first run": first,
-         "kachery_cached, re-run": rerun},
+        {
+            "plain dask.delayed": plain,
+            "kachery_cached, first run": first,
+            "kachery_cached, re-run": rerun,
+        },
         repeats,
     )
     print_table(
         "10-task dask.delayed pipeline (8 x 400k float64 recording, 4 filters, 4 RMS, total)",
-        [(name, median(t)) for name, t in times.items()], "plain dask.delayed",
+        [(name, median(t)) for name, t in times.items()],
+        "plain dask.delayed",
     )
 
 
@@ -262,8 +272,12 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=100.0, help="array moved between workers")
     parser.add_argument("--gib", type=float, default=1.0, help="dask array checkpointed")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--transfer-repeats", type=int, default=9,
-                        help="rounds of the (cheap, noisy) transfer cases")
+    parser.add_argument(
+        "--transfer-repeats",
+        type=int,
+        default=9,
+        help="rounds of the (cheap, noisy) transfer cases",
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-dask-"))
@@ -274,7 +288,10 @@ def main() -> None:
     try:
         with (
             LocalCluster(
-                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
                 host="127.0.0.1",
             ) as cluster,
             Client(cluster) as client,

@@ -33,8 +33,10 @@ def _fill(store: Any, refs: Any, count: int, rng: random.Random) -> list[str]:
     t0 = time.perf_counter()
     for sha1 in results:
         note_producer(store, refs, sha1, f"{rng.getrandbits(160):040x}")
-    note(f"writing {count:,} index entries: {(time.perf_counter() - t0) / count * 1e6:.1f} µs "
-         "per entry (local ref map, fsync off)")
+    note(
+        f"writing {count:,} index entries: {(time.perf_counter() - t0) / count * 1e6:.1f} µs "
+        "per entry (local ref map, fsync off)"
+    )
     return results
 
 
@@ -81,18 +83,26 @@ def main() -> None:
             f"{large_label}, any of them": looker(args.large, maps[args.large][1]),
         }
         times = per_call(cases, args.repeats, number=200)
-        print_table("Reverse index lookup (one result -> its record), interleaved",
-                    list(times.items()), small_label)
+        print_table(
+            "Reverse index lookup (one result -> its record), interleaved",
+            list(times.items()),
+            small_label,
+        )
         rows: list[dict[str, Any]] = []
         for count, label in ((args.small, small_label), (args.large, large_label)):
             _, results, folder = maps[count]
             target = rng.choice(results)
             t0 = time.perf_counter()
             assert _scan(folder, target) is not None
-            rows.append({"what": f"lookup at {label}", "ours": times[
-                label if count == args.small else f"{large_label}, any of them"],
-                "anchor": time.perf_counter() - t0, "anchor_name": "scan of the index",
-                "target": "O(1): flat from 100 to 100,000"})
+            rows.append(
+                {
+                    "what": f"lookup at {label}",
+                    "ours": times[label if count == args.small else f"{large_label}, any of them"],
+                    "anchor": time.perf_counter() - t0,
+                    "anchor_name": "scan of the index",
+                    "target": "O(1): flat from 100 to 100,000",
+                }
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     print_comparison("Lineage reverse index against a scan", rows)

@@ -44,8 +44,7 @@ def main() -> None:
 
     def row(what: str, ours: float, theirs: float, target: str, anchor: str) -> None:
         rows.append(
-            {"what": what, "ours": ours, "anchor": theirs, "anchor_name": anchor,
-             "target": target}
+            {"what": what, "ours": ours, "anchor": theirs, "anchor_name": anchor, "target": target}
         )
 
     # 1. hit latency, small arguments; the result as JSON, and pickled (a tuple is not
@@ -56,14 +55,14 @@ def main() -> None:
     def small_tuple(a: int, b: float, c: str) -> tuple[Any, ...]:
         return (a, b, c)
 
-    for what, fn in (("hit, small args", small),
-                     ("hit, small args, pickled result", small_tuple)):
+    for what, fn in (("hit, small args", small), ("hit, small args, pickled result", small_tuple)):
         k_fn, j_fn = kachery_cached(fn), memory.cache(fn)
         k_fn(1, 2.0, "abc")
         j_fn(1, 2.0, "abc")
         t = per_call(
             {"k": lambda k=k_fn: k(1, 2.0, "abc"), "j": lambda j=j_fn: j(1, 2.0, "abc")},
-            args.reps, number=2000,
+            args.reps,
+            number=2000,
         )
         row(what, t["k"], t["j"], "≥ 3× faster", "joblib.Memory")
 
@@ -85,11 +84,13 @@ def main() -> None:
     # 3. key of a Ref argument (any size): compared with the array it names
     store = Store()
     ref = store.put_npy(big)
-    t = per_call({"k": lambda: k_consume.key(ref), "j": lambda: k_consume.key(big)},
-                    args.reps, number=2000)
+    t = per_call(
+        {"k": lambda: k_consume.key(ref), "j": lambda: k_consume.key(big)}, args.reps, number=2000
+    )
     key_ref = t["k"]
-    rows.append({"what": f"key, Ref to a {args.mb:g} MB array", "ours": key_ref,
-                 "target": "< 50 µs"})
+    rows.append(
+        {"what": f"key, Ref to a {args.mb:g} MB array", "ours": key_ref, "target": "< 50 µs"}
+    )
 
     # 4. hit returning a big array
     def produce(seed: int) -> Any:
@@ -101,12 +102,11 @@ def main() -> None:
         fn(0)
     t = per_call(
         {"k": lambda: k_produce(0), "jm": lambda: jm_produce(0), "j": lambda: j_produce(0)},
-        args.reps, number=20,
+        args.reps,
+        number=20,
     )
-    row(f"hit returning {args.mb:g} MB array", t["k"], t["jm"], "no slower",
-        "joblib mmap_mode='r'")
-    row(f"hit returning {args.mb:g} MB array", t["k"], t["j"], "≥ 10× faster",
-        "joblib, no mmap")
+    row(f"hit returning {args.mb:g} MB array", t["k"], t["jm"], "no slower", "joblib mmap_mode='r'")
+    row(f"hit returning {args.mb:g} MB array", t["k"], t["j"], "≥ 10× faster", "joblib, no mmap")
 
     # 5. first call (compute + store) of a big result, over the bare function
     fsync_off = Store(scratch / "kachery-nofsync", fsync=False)
@@ -123,13 +123,15 @@ def main() -> None:
             samples[name].append(time.perf_counter() - start)
     med = {name: statistics.median(s) for name, s in samples.items()}
     for label, name in (("fsync on (default)", "k"), ("fsync off", "k0")):
-        rows.append({
-            "what": f"first call, {args.mb:g} MB result, {label}: time over the bare function",
-            "ours": max(med[name] - med["bare"], 1e-9),
-            "anchor": max(med["j"] - med["bare"], 1e-9),
-            "anchor_name": "joblib.Memory",
-            "target": f"bare function {fmt_seconds(med['bare'])}",
-        })
+        rows.append(
+            {
+                "what": f"first call, {args.mb:g} MB result, {label}: time over the bare function",
+                "ours": max(med[name] - med["bare"], 1e-9),
+                "anchor": max(med["j"] - med["bare"], 1e-9),
+                "anchor_name": "joblib.Memory",
+                "target": f"bare function {fmt_seconds(med['bare'])}",
+            }
+        )
     print_comparison(f"@kachery_cached vs joblib.Memory ({args.mb:g} MB arrays)", rows)
     shutil.rmtree(scratch, ignore_errors=True)
 

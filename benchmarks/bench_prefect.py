@@ -117,8 +117,11 @@ def _dask_state_sizes(tasks: dict[str, Any], n: int) -> dict[str, tuple[int, int
 
     runner = DaskTaskRunner(
         cluster_kwargs={
-            "n_workers": 1, "threads_per_worker": 1, "processes": True,
-            "dashboard_address": ":0", "host": "127.0.0.1",
+            "n_workers": 1,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": ":0",
+            "host": "127.0.0.1",
         }
     )
 
@@ -151,8 +154,14 @@ def main() -> None:
     n = args.mib * (1 << 20) // 8
     results = _SCRATCH / "prefect-results"
     try:
-        with prefect_test_harness(server_startup_timeout=60), temporary_settings(
-            {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_RESULTS_LOCAL_STORAGE_PATH: results}
+        with (
+            prefect_test_harness(server_startup_timeout=60),
+            temporary_settings(
+                {
+                    PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+                    PREFECT_RESULTS_LOCAL_STORAGE_PATH: results,
+                }
+            ),
         ):
             ARRAYS.update((seed, np.full(n, float(seed))) for seed in range(args.reps + 1))
             tasks = _contenders(results / "timed", _precomputed, artifact=True)
@@ -172,8 +181,7 @@ def main() -> None:
 
             @flow
             def small_misses(first_seed: int, reps: int) -> dict[str, list[float]]:
-                cases = {name: (lambda r, t=t: t(3, first_seed + r))
-                         for name, t in small.items()}
+                cases = {name: (lambda r, t=t: t(3, first_seed + r)) for name, t in small.items()}
                 return interleaved(cases, reps)
 
             small_misses(10_000, 1)  # warm-up
@@ -185,21 +193,44 @@ def main() -> None:
         hit = {name: median(ts) for name, ts in hits.items()}
         print_table(f"{title}: miss (persist a new result)", list(miss.items()), DEFAULT)
         print_table(f"{title}: hit (cached, new flow run)", list(hit.items()), DEFAULT)
-        print_comparison(f"{title}: kachery_task against Prefect's default persistence", [
-            {"what": "miss (persist a new result)", "ours": miss[KACHERY], "anchor": miss[DEFAULT],
-             "anchor_name": DEFAULT, "target": ">= 3x faster"},
-            {"what": "hit (new flow run)", "ours": hit[KACHERY], "anchor": hit[DEFAULT],
-             "anchor_name": DEFAULT, "target": ">= 4x faster"},
-            {"what": "hit, return_ref (no load)", "ours": hit[KACHERY_REF],
-             "anchor": hit[DEFAULT], "anchor_name": DEFAULT},
-        ])
+        print_comparison(
+            f"{title}: kachery_task against Prefect's default persistence",
+            [
+                {
+                    "what": "miss (persist a new result)",
+                    "ours": miss[KACHERY],
+                    "anchor": miss[DEFAULT],
+                    "anchor_name": DEFAULT,
+                    "target": ">= 3x faster",
+                },
+                {
+                    "what": "hit (new flow run)",
+                    "ours": hit[KACHERY],
+                    "anchor": hit[DEFAULT],
+                    "anchor_name": DEFAULT,
+                    "target": ">= 4x faster",
+                },
+                {
+                    "what": "hit, return_ref (no load)",
+                    "ours": hit[KACHERY_REF],
+                    "anchor": hit[DEFAULT],
+                    "anchor_name": DEFAULT,
+                },
+            ],
+        )
         small = {name: median(ts) for name, ts in small_miss.items()}
-        print_table("a task returning a 2-item list: miss (persist a new result), "
-                    f"median of {5 * args.reps}", list(small.items()), DEFAULT)
+        print_table(
+            "a task returning a 2-item list: miss (persist a new result), "
+            f"median of {5 * args.reps}",
+            list(small.items()),
+            DEFAULT,
+        )
         extra_small = (small[KACHERY_ARTIFACT] - small[KACHERY]) * 1e3
         extra_big = (miss[KACHERY_ARTIFACT] - miss[KACHERY]) * 1e3
-        note(f"UI artifact per persisted result: {extra_small:+.1f} ms on a small result, "
-             f"{extra_big:+.1f} ms on the {args.mib} MiB one (one API call): off by default")
+        note(
+            f"UI artifact per persisted result: {extra_small:+.1f} ms on a small result, "
+            f"{extra_big:+.1f} ms on the {args.mib} MiB one (one API call): off by default"
+        )
         print()
         for name in states:
             state, data = states[name]

@@ -96,12 +96,20 @@ def _memo_entries(writer: _Writer, cached: CachedFunction[Any, Any], n: int) -> 
         value = _square(i)
         data = codecs.encode_json(value)
         result_sha1 = writer.obj(data, mark=True)
-        stored = StoredResult(Ref(result_sha1, "_square.json", "json"), len(data), None,
-                              "list", ())
+        stored = StoredResult(Ref(result_sha1, "_square.json", "json"), len(data), None, "list", ())
         record = build_record(
-            key=key, function=cached.identity, version=cached.version, code=cached.code,
-            closure=cached.closure, names=cached._names, values=values, encodings=encodings,
-            ignored=(), result=stored, duration=0.001, created=now,
+            key=key,
+            function=cached.identity,
+            version=cached.version,
+            code=cached.code,
+            closure=cached.closure,
+            names=cached._names,
+            values=values,
+            encodings=encodings,
+            ignored=(),
+            result=stored,
+            duration=0.001,
+            created=now,
         )
         record_sha1 = writer.obj(codecs.encode_json(record), mark=True)
         entry = CacheEntry(record_sha1, result_sha1, "json", len(data)).encode()
@@ -126,17 +134,22 @@ def build(root: Path, zone_root: Path, args: argparse.Namespace) -> CachedFuncti
             zone.file(f"{rel}/.dir", b"")
             os.link(f"{writer.root}/{rel}/{sha1}", f"{zone.root}/{rel}/{sha1}")
             os.unlink(f"{zone.root}/{rel}/.dir")
-    cached = CachedFunction(_square, store=kf.Store(root, fsync=False),
-                            identity="bench_scale.square", version="1")
+    cached = CachedFunction(
+        _square, store=kf.Store(root, fsync=False), identity="bench_scale.square", version="1"
+    )
     _memo_entries(writer, cached, args.entries)
     old = time.time() - 10 * _DAY
     for i in range(args.garbage):
         sha1 = writer.obj(b"garbage %d" % i, mark=True)
-        for rel in (f"sha1/{sha1[:2]}/{sha1[2:4]}/{sha1[4:6]}/{sha1}",
-                    f".kachery-flows/memo/objects/{sha1[:2]}/{sha1}"):
+        for rel in (
+            f"sha1/{sha1[:2]}/{sha1[2:4]}/{sha1[4:6]}/{sha1}",
+            f".kachery-flows/memo/objects/{sha1[:2]}/{sha1}",
+        ):
             os.utime(f"{writer.root}/{rel}", (old, old))
-    note(f"built {args.objects:,} objects + {args.entries:,} memo entries + "
-         f"{args.garbage:,} garbage objects in {fmt_seconds(time.perf_counter() - t0)}")
+    note(
+        f"built {args.objects:,} objects + {args.entries:,} memo entries + "
+        f"{args.garbage:,} garbage objects in {fmt_seconds(time.perf_counter() - t0)}"
+    )
     return cached
 
 
@@ -151,10 +164,12 @@ def _quiet(argv: list[str]) -> float:
     return seconds
 
 
-def measure_hits(root: Path, small_root: Path, cached: CachedFunction[Any, Any],
-                 args: argparse.Namespace) -> None:
-    small = CachedFunction(_square, store=kf.Store(small_root, fsync=False),
-                           identity="bench_scale.square", version="1")
+def measure_hits(
+    root: Path, small_root: Path, cached: CachedFunction[Any, Any], args: argparse.Namespace
+) -> None:
+    small = CachedFunction(
+        _square, store=kf.Store(small_root, fsync=False), identity="bench_scale.square", version="1"
+    )
     _memo_entries(_Writer(small_root), small, 100)
     # Hits on 1,000 random keys of each store, in steady state: the warm-up round calls
     # every key once (a key's first hit in a process refreshes its index entry's mtime).
@@ -163,15 +178,27 @@ def measure_hits(root: Path, small_root: Path, cached: CachedFunction[Any, Any],
     small_args = [rng.randrange(100) for _ in range(1000)]
     assert cached(big_args[0]) == _square(big_args[0])  # a hit: the entries are real
     cycle = {"big": iter(big_args * 100), "small": iter(small_args * 100)}
-    times = per_call({
-        "100 entries": lambda: small(next(cycle["small"])),
-        f"{args.entries:,} entries": lambda: cached(next(cycle["big"])),
-    }, repeats=args.repeats, number=1000)
+    times = per_call(
+        {
+            "100 entries": lambda: small(next(cycle["small"])),
+            f"{args.entries:,} entries": lambda: cached(next(cycle["big"])),
+        },
+        repeats=args.repeats,
+        number=1000,
+    )
     small_t, big_t = times.values()
-    print_comparison("Memo hit latency against the number of entries", [
-        {"what": f"hit at {args.entries:,} entries", "ours": big_t, "anchor": small_t,
-         "anchor_name": "100 entries", "target": "within 10%"},
-    ])
+    print_comparison(
+        "Memo hit latency against the number of entries",
+        [
+            {
+                "what": f"hit at {args.entries:,} entries",
+                "ours": big_t,
+                "anchor": small_t,
+                "anchor_name": "100 entries",
+                "target": "within 10%",
+            },
+        ],
+    )
 
 
 def measure_maintenance(root: Path, zone_root: Path, args: argparse.Namespace) -> None:
@@ -179,14 +206,25 @@ def measure_maintenance(root: Path, zone_root: Path, args: argparse.Namespace) -
     objects, size = store_size(str(root))
     rows: list[dict[str, Any]] = []
     ls = _quiet(["--root", str(root), "ls-cache"])
-    rows.append({"what": f"ls-cache, {objects:,} objects", "ours": ls,
-                 "note": f"{objects / ls:,.0f} objects/s"})
+    rows.append(
+        {
+            "what": f"ls-cache, {objects:,} objects",
+            "ours": ls,
+            "note": f"{objects / ls:,.0f} objects/s",
+        }
+    )
     t0 = time.perf_counter()
     report = collect_garbage(store, older_than_days=1.0)
     gc_t = time.perf_counter() - t0
     assert len(report.deleted_objects) == args.garbage, report.to_dict()["deleted_bytes"]
-    rows.append({"what": f"gc, {report.live_records:,} entries", "ours": gc_t,
-                 "note": f"{report.live_records / gc_t:,.0f} entries/s", "target": "≥ 50,000/s"})
+    rows.append(
+        {
+            "what": f"gc, {report.live_records:,} entries",
+            "ours": gc_t,
+            "note": f"{report.live_records / gc_t:,.0f} entries/s",
+            "target": "≥ 50,000/s",
+        }
+    )
     zoned = kf.Store(root, zone=LocalZone(zone_root), fsync=False)
     evict = args.zone_objects // 2 * args.object_bytes  # half the zone-held objects
     objects, size = store_size(str(root))
@@ -194,16 +232,26 @@ def measure_maintenance(root: Path, zone_root: Path, args: argparse.Namespace) -
     pruned = prune(zoned, size - evict)
     prune_t = time.perf_counter() - t0
     assert pruned.evicted == args.zone_objects // 2, pruned.to_dict()
-    rows.append({"what": f"prune, {objects:,} objects, {pruned.evicted:,} evicted",
-                 "ours": prune_t, "note": f"{objects / prune_t:,.0f} objects/s",
-                 "target": "≥ 50,000/s"})
+    rows.append(
+        {
+            "what": f"prune, {objects:,} objects, {pruned.evicted:,} evicted",
+            "ours": prune_t,
+            "note": f"{objects / prune_t:,.0f} objects/s",
+            "target": "≥ 50,000/s",
+        }
+    )
     t0 = time.perf_counter()
     verified = store.verify()
     verify_t = time.perf_counter() - t0
     assert verified.ok
-    rows.append({"what": f"verify, {verified.checked:,} small objects", "ours": verify_t,
-                 "note": f"{verified.checked / verify_t:,.0f} objects/s, "
-                 f"{verified.bytes_checked / verify_t / 1e6:.1f} MB/s"})
+    rows.append(
+        {
+            "what": f"verify, {verified.checked:,} small objects",
+            "ours": verify_t,
+            "note": f"{verified.checked / verify_t:,.0f} objects/s, "
+            f"{verified.bytes_checked / verify_t / 1e6:.1f} MB/s",
+        }
+    )
     print_comparison("Maintenance commands on the big store", rows)
 
 
@@ -213,17 +261,26 @@ def measure_verify_large(base: Path, args: argparse.Namespace) -> None:
     for blob in blobs:
         store.put_bytes(blob, local=True)
     total = sum(len(b) for b in blobs)
-    times = per_call({
-        "sha1": lambda: [hashlib.sha1(b).hexdigest() for b in blobs],
-        "verify": lambda: store.verify(),
-    }, repeats=args.repeats)
-    print_comparison("verify on large objects against SHA-1 in memory", [
-        {"what": f"verify {args.large_count} × {args.large_mib} MiB "
-         f"({total / times['verify'] / 1e6:.0f} MB/s)", "ours": times["verify"],
-         "anchor": times["sha1"],
-         "anchor_name": f"hashlib.sha1, {total / times['sha1'] / 1e6:.0f} MB/s",
-         "target": "≥ 0.8×"},
-    ])
+    times = per_call(
+        {
+            "sha1": lambda: [hashlib.sha1(b).hexdigest() for b in blobs],
+            "verify": lambda: store.verify(),
+        },
+        repeats=args.repeats,
+    )
+    print_comparison(
+        "verify on large objects against SHA-1 in memory",
+        [
+            {
+                "what": f"verify {args.large_count} × {args.large_mib} MiB "
+                f"({total / times['verify'] / 1e6:.0f} MB/s)",
+                "ours": times["verify"],
+                "anchor": times["sha1"],
+                "anchor_name": f"hashlib.sha1, {total / times['sha1'] / 1e6:.0f} MB/s",
+                "target": "≥ 0.8×",
+            },
+        ],
+    )
 
 
 def measure_bound_cost(base: Path, args: argparse.Namespace) -> None:
@@ -231,14 +288,26 @@ def measure_bound_cost(base: Path, args: argparse.Namespace) -> None:
     plain = kf.Store(base / "unbounded", zone=zone, fsync=False)
     bounded = kf.Store(base / "bounded", zone=zone, fsync=False, max_size="1T")
     counter = iter(range(10**9))
-    times = per_call({
-        "put, no bound": lambda: plain.put_bytes(b"u%d" % next(counter)),
-        "put, max_size": lambda: bounded.put_bytes(b"b%d" % next(counter)),
-    }, repeats=args.repeats, number=200)
-    print_comparison("The size bound on the write path (small puts to a directory zone)", [
-        {"what": "put_bytes with max_size", "ours": times["put, max_size"],
-         "anchor": times["put, no bound"], "anchor_name": "no bound", "target": "≈ 1×"},
-    ])
+    times = per_call(
+        {
+            "put, no bound": lambda: plain.put_bytes(b"u%d" % next(counter)),
+            "put, max_size": lambda: bounded.put_bytes(b"b%d" % next(counter)),
+        },
+        repeats=args.repeats,
+        number=200,
+    )
+    print_comparison(
+        "The size bound on the write path (small puts to a directory zone)",
+        [
+            {
+                "what": "put_bytes with max_size",
+                "ours": times["put, max_size"],
+                "anchor": times["put, no bound"],
+                "anchor_name": "no bound",
+                "target": "≈ 1×",
+            },
+        ],
+    )
 
 
 def measure_to_kachery(base: Path, args: argparse.Namespace) -> None:
@@ -265,10 +334,17 @@ def measure_to_kachery(base: Path, args: argparse.Namespace) -> None:
     ours = sorted(r[0] for r in rows)[len(rows) // 2]
     anchor = sorted(r[1] for r in rows)[len(rows) // 2]
     manifest = store.object_path(ref).stat().st_size
-    print_comparison(f"to_kachery of an array with {args.chunks:,} chunks", [
-        {"what": f"to_kachery ({args.chunks:,} chunks of 512 B; manifest {manifest:,} B)",
-         "ours": ours, "anchor": anchor, "anchor_name": "da.to_npy_stack"},
-    ])
+    print_comparison(
+        f"to_kachery of an array with {args.chunks:,} chunks",
+        [
+            {
+                "what": f"to_kachery ({args.chunks:,} chunks of 512 B; manifest {manifest:,} B)",
+                "ours": ours,
+                "anchor": anchor,
+                "anchor_name": "da.to_npy_stack",
+            },
+        ],
+    )
 
 
 def main() -> None:

@@ -72,8 +72,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1000, help="distinct calls (default 1000)")
     parser.add_argument("--block", type=int, default=50, help="calls per block (default 50)")
     parser.add_argument("--hit-repeats", type=int, default=3, help="hit passes (default 3)")
-    parser.add_argument("--tasks", type=int, default=40,
-                        help="Prefect and Dask tasks per contender (default 40; 0: skip)")
+    parser.add_argument(
+        "--tasks",
+        type=int,
+        default=40,
+        help="Prefect and Dask tasks per contender (default 40; 0: skip)",
+    )
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-small-", dir=os.environ.get("TMPDIR")))
@@ -103,20 +107,44 @@ def main() -> None:
     med_hit = {name: statistics.median(t) for name, t in hit.items()}
     unit, j_miss = med_miss["unit"], med_miss["joblib"]
     title = f"{args.calls} small calls (a dict from an int and a float), medians over blocks"
-    print_comparison(title, [
-        {"what": "miss, fsync off", "ours": med_miss["k0"], "anchor": j_miss,
-         "anchor_name": "joblib.Memory", "target": "≤ 1.0× joblib"},
-        {"what": "miss, fsync on (default)", "ours": med_miss["k1"], "anchor": j_miss,
-         "anchor_name": "joblib.Memory, no fsync",
-         "target": f"≤ joblib + 1.5 units = {fmt_seconds(j_miss + 1.5 * unit)}"},
-        {"what": "hit, fsync off store", "ours": med_hit["k0"], "anchor": med_hit["joblib"],
-         "anchor_name": "joblib.Memory", "target": "≥ 6× faster"},
-        {"what": "hit, fsync on store", "ours": med_hit["k1"], "anchor": med_hit["joblib"],
-         "anchor_name": "joblib.Memory", "target": "≥ 6× faster"},
-    ])
-    note(f"one small durable write on this disk (300 B: create, write, fsync, close): "
-         f"{fmt_seconds(unit)}; fsync-on miss = joblib miss + "
-         f"{(med_miss['k1'] - j_miss) / unit:.2f} units")
+    print_comparison(
+        title,
+        [
+            {
+                "what": "miss, fsync off",
+                "ours": med_miss["k0"],
+                "anchor": j_miss,
+                "anchor_name": "joblib.Memory",
+                "target": "≤ 1.0× joblib",
+            },
+            {
+                "what": "miss, fsync on (default)",
+                "ours": med_miss["k1"],
+                "anchor": j_miss,
+                "anchor_name": "joblib.Memory, no fsync",
+                "target": f"≤ joblib + 1.5 units = {fmt_seconds(j_miss + 1.5 * unit)}",
+            },
+            {
+                "what": "hit, fsync off store",
+                "ours": med_hit["k0"],
+                "anchor": med_hit["joblib"],
+                "anchor_name": "joblib.Memory",
+                "target": "≥ 6× faster",
+            },
+            {
+                "what": "hit, fsync on store",
+                "ours": med_hit["k1"],
+                "anchor": med_hit["joblib"],
+                "anchor_name": "joblib.Memory",
+                "target": "≥ 6× faster",
+            },
+        ],
+    )
+    note(
+        f"one small durable write on this disk (300 B: create, write, fsync, close): "
+        f"{fmt_seconds(unit)}; fsync-on miss = joblib miss + "
+        f"{(med_miss['k1'] - j_miss) / unit:.2f} units"
+    )
     note(f"bare function call: {fmt_seconds(_bare())}")
     if args.tasks:
         _prefect(scratch, args.tasks)
@@ -141,8 +169,10 @@ def _timed_rounds(
 def _prefect(scratch: Path, n: int) -> None:
     """kachery_task against Prefect's default persistence, small results."""
     os.environ.update(
-        PREFECT_HOME=str(scratch / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-        PREFECT_LOGGING_LEVEL="WARNING", PREFECT_LOGGING_TO_API_ENABLED="false",
+        PREFECT_HOME=str(scratch / "prefect-home"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_LOGGING_LEVEL="WARNING",
+        PREFECT_LOGGING_TO_API_ENABLED="false",
     )
     os.environ.pop("PREFECT_API_URL", None)
     from prefect import flow, task
@@ -158,8 +188,9 @@ def _prefect(scratch: Path, n: int) -> None:
 
     tasks = {
         "prefect, no persistence": task(small),
-        "prefect default persistence": task(
-            persist_result=True, cache_policy=INPUTS + TASK_SOURCE)(small),
+        "prefect default persistence": task(persist_result=True, cache_policy=INPUTS + TASK_SOURCE)(
+            small
+        ),
         "kachery_task": kachery_task(small),
     }
 
@@ -167,25 +198,43 @@ def _prefect(scratch: Path, n: int) -> None:
     def sweep(first: int, count: int) -> dict[str, float]:
         return _timed_rounds({k: (lambda i, t=t: t(i)) for k, t in tasks.items()}, first, count)
 
-    with prefect_test_harness(server_startup_timeout=60), temporary_settings(
-        {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
-         PREFECT_RESULTS_LOCAL_STORAGE_PATH: scratch / "prefect-results"}
+    with (
+        prefect_test_harness(server_startup_timeout=60),
+        temporary_settings(
+            {
+                PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+                PREFECT_RESULTS_LOCAL_STORAGE_PATH: scratch / "prefect-results",
+            }
+        ),
     ):
         sweep(-3, 2)
         sweep(-3, 2)
         miss, hit = sweep(0, n), sweep(0, n)
     base = "prefect, no persistence"
-    print_comparison(f"Prefect tasks returning a small dict ({n} tasks, medians)", [
-        {"what": "miss: task run that persists a new result", "ours": miss["kachery_task"],
-         "anchor": miss["prefect default persistence"],
-         "anchor_name": "Prefect INPUTS+TASK_SOURCE", "target": "-"},
-        {"what": "hit: cached result, new flow run", "ours": hit["kachery_task"],
-         "anchor": hit["prefect default persistence"],
-         "anchor_name": "Prefect INPUTS+TASK_SOURCE", "target": "-"},
-    ])
-    note(f"Prefect task run without persistence (the floor): {fmt_seconds(miss[base])}; "
-         f"kachery_task adds {fmt_seconds(miss['kachery_task'] - miss[base])} to a miss, "
-         f"Prefect's persistence {fmt_seconds(miss['prefect default persistence'] - miss[base])}")
+    print_comparison(
+        f"Prefect tasks returning a small dict ({n} tasks, medians)",
+        [
+            {
+                "what": "miss: task run that persists a new result",
+                "ours": miss["kachery_task"],
+                "anchor": miss["prefect default persistence"],
+                "anchor_name": "Prefect INPUTS+TASK_SOURCE",
+                "target": "-",
+            },
+            {
+                "what": "hit: cached result, new flow run",
+                "ours": hit["kachery_task"],
+                "anchor": hit["prefect default persistence"],
+                "anchor_name": "Prefect INPUTS+TASK_SOURCE",
+                "target": "-",
+            },
+        ],
+    )
+    note(
+        f"Prefect task run without persistence (the floor): {fmt_seconds(miss[base])}; "
+        f"kachery_task adds {fmt_seconds(miss['kachery_task'] - miss[base])} to a miss, "
+        f"Prefect's persistence {fmt_seconds(miss['prefect default persistence'] - miss[base])}"
+    )
 
 
 def _dask(scratch: Path, n: int) -> None:
@@ -198,9 +247,16 @@ def _dask(scratch: Path, n: int) -> None:
 
     logging.getLogger("distributed").setLevel(logging.WARNING)
     cached = kachery_cached(small)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.WARNING) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.WARNING,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         client.run(os.environ.__setitem__, "KACHERY_CLOUD_DIR", str(scratch / "dask-kachery"))
 
         def submit(fn: Callable[[int], object]) -> Callable[[int], object]:
@@ -209,12 +265,25 @@ def _dask(scratch: Path, n: int) -> None:
         cases = {"bare": submit(small), "cached": submit(cached)}
         _timed_rounds(cases, -5, 3)
         miss, hit = _timed_rounds(cases, 0, n), _timed_rounds(cases, 0, n)
-    print_comparison(f"Dask tasks returning a small dict ({n} tasks, one at a time, medians)", [
-        {"what": "@kachery_cached miss (compute + store on the worker)", "ours": miss["cached"],
-         "anchor": miss["bare"], "anchor_name": "bare function task", "target": "-"},
-        {"what": "@kachery_cached hit", "ours": hit["cached"], "anchor": hit["bare"],
-         "anchor_name": "bare function task", "target": "-"},
-    ])
+    print_comparison(
+        f"Dask tasks returning a small dict ({n} tasks, one at a time, medians)",
+        [
+            {
+                "what": "@kachery_cached miss (compute + store on the worker)",
+                "ours": miss["cached"],
+                "anchor": miss["bare"],
+                "anchor_name": "bare function task",
+                "target": "-",
+            },
+            {
+                "what": "@kachery_cached hit",
+                "ours": hit["cached"],
+                "anchor": hit["bare"],
+                "anchor_name": "bare function task",
+                "target": "-",
+            },
+        ],
+    )
 
 
 def _bare() -> float:

@@ -83,8 +83,10 @@ def bench_size(size_mib: int, repeats: int, work: Path) -> None:
     print_table(f"store a {size_mib} MiB float64 array, no fsync", rows[3:], "np.save")
     kc = median(times["kachery-cloud store_npy_local"])
     kfs = median(times["kf.store_npy (no fsync)"])
-    note(f"{size_mib} MiB: kachery-cloud store_npy_local / kf.store_npy (no fsync) = "
-         f"{kc / kfs:.2f}× (target ≥ 3×)")
+    note(
+        f"{size_mib} MiB: kachery-cloud store_npy_local / kf.store_npy (no fsync) = "
+        f"{kc / kfs:.2f}× (target ≥ 3×)"
+    )
 
     uri = fast.store_npy(arr)
     kc_uri = kcl.store_npy_local(arr)
@@ -107,8 +109,11 @@ def bench_size(size_mib: int, repeats: int, work: Path) -> None:
 def bench_import() -> None:
     code = "import time; t=time.perf_counter(); import kachery_flows; print(time.perf_counter()-t)"
     samples = [
-        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True).stdout)
+        float(
+            subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            ).stdout
+        )
         for _ in range(7)
     ]
     note(f"import kachery_flows: median {median(samples) * 1e3:.1f} ms (target < 150 ms)")

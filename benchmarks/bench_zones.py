@@ -66,7 +66,10 @@ def bench_s3(src: Path, work: Path, repeats: int) -> None:
 
     server = subprocess.Popen(
         [sys.executable, "-c", _MOTO],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert server.stdout is not None
@@ -150,7 +153,8 @@ def bench_directory(src: Path, work: Path, repeats: int) -> None:
         {
             "shutil.copyfile": lambda r: shutil.copyfile(zone_path, raw_dest),
             "shutil.copyfile + sha1": lambda r: (
-                shutil.copyfile(zone_path, raw_dest), _sha1(raw_dest)
+                shutil.copyfile(zone_path, raw_dest),
+                _sha1(raw_dest),
             ),
             "kachery-flows Store.download (shared dir)": lambda r: store.download(ref),
         },

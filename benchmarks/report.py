@@ -38,9 +38,24 @@ QUICK_ARGS = {
     "bench_kachery_network": ["--sizes-mib", "8", "--repeats", "2"],
     "bench_dask": ["--mb", "20", "--gib", "0.1", "--repeats", "2", "--transfer-repeats", "3"],
     "bench_prefect": ["--mib", "20", "--reps", "2"],
-    "bench_scale": ["--objects", "20000", "--entries", "2000", "--garbage", "200",
-                    "--zone-objects", "2000", "--large-mib", "16", "--large-count", "2",
-                    "--chunks", "500", "--repeats", "2"],
+    "bench_scale": [
+        "--objects",
+        "20000",
+        "--entries",
+        "2000",
+        "--garbage",
+        "200",
+        "--zone-objects",
+        "2000",
+        "--large-mib",
+        "16",
+        "--large-count",
+        "2",
+        "--chunks",
+        "500",
+        "--repeats",
+        "2",
+    ],
     "bench_lineage": ["--large", "20000", "--repeats", "3"],
 }
 
@@ -90,12 +105,17 @@ def _markdown_table(table: dict[str, Any]) -> list[str]:
             for r in table["rows"]
         ]
         return lines
-    lines = ["| what | kachery-flows | anchor | anchor / ours | target |",
-             "| --- | ---: | ---: | ---: | --- |"]
+    lines = [
+        "| what | kachery-flows | anchor | anchor / ours | target |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
     for r in table["rows"]:
         anchor = r.get("anchor")
-        shown = (f"{fmt_seconds(anchor)} ({r.get('anchor_name', '')})" if anchor is not None
-                 else r.get("note", "-"))
+        shown = (
+            f"{fmt_seconds(anchor)} ({r.get('anchor_name', '')})"
+            if anchor is not None
+            else r.get("note", "-")
+        )
         ratio = f"{anchor / r['ours']:.1f}×" if anchor is not None else "-"
         target = r.get("target", "-")
         lines.append(f"| {r['what']} | {fmt_seconds(r['ours'])} | {shown} | {ratio} | {target} |")
@@ -112,10 +132,17 @@ def plot_script(name: str, tables: list[dict[str, Any]], path: Path) -> bool:
     plotted = [t for t in tables if t["kind"] in ("ratio", "comparison")]
     if not plotted:
         return False
-    heights = [0.9 + 0.32 * max(len(t["rows"]), 1) * (2 if t["kind"] == "comparison" else 1)
-               for t in plotted]
-    fig, axes = plt.subplots(len(plotted), 1, figsize=(9, sum(heights)),
-                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    heights = [
+        0.9 + 0.32 * max(len(t["rows"]), 1) * (2 if t["kind"] == "comparison" else 1)
+        for t in plotted
+    ]
+    fig, axes = plt.subplots(
+        len(plotted),
+        1,
+        figsize=(9, sum(heights)),
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
     for ax, table in zip(axes[:, 0], plotted, strict=True):
         if table["kind"] == "ratio":
             labels = [r["case"] for r in table["rows"]]
@@ -132,10 +159,10 @@ def plot_script(name: str, tables: list[dict[str, Any]], path: Path) -> bool:
                 ours.append(r["ours"])
                 anchors.append(r.get("anchor") or 0.0)
             ys = range(len(labels))
-            ax.barh([y + 0.2 for y in ys], ours, height=0.4, color="tab:blue",
-                    label="kachery-flows")
-            ax.barh([y - 0.2 for y in ys], anchors, height=0.4, color="tab:gray",
-                    label="anchor")
+            ax.barh(
+                [y + 0.2 for y in ys], ours, height=0.4, color="tab:blue", label="kachery-flows"
+            )
+            ax.barh([y - 0.2 for y in ys], anchors, height=0.4, color="tab:gray", label="anchor")
             ax.set_yticks(list(ys), labels)
             ax.legend(fontsize=8, loc="lower right")
         ax.set_xscale("log")
@@ -172,15 +199,17 @@ def write_report(results: dict[str, list[dict[str, Any]]], docs: Path, quick: bo
         f"{when}: {_machine()}.",
         "Every figure is a median of interleaved repetitions measured side by side in one "
         "run; ratios compare against the tool users would otherwise pick. "
-        + ("This was a **quick** run (small sizes): see the scripts for full sizes."
-           if quick else "Sizes are each script's defaults."),
+        + (
+            "This was a **quick** run (small sizes): see the scripts for full sizes."
+            if quick
+            else "Sizes are each script's defaults."
+        ),
         "",
     ]
     order = [s for s in _TITLES if s in results] + sorted(set(results) - set(_TITLES))
     for script in order:
         tables = results[script]
-        lines += [f"## {_TITLES.get(script, script)}", "",
-                  f"`benchmarks/{script}.py`", ""]
+        lines += [f"## {_TITLES.get(script, script)}", "", f"`benchmarks/{script}.py`", ""]
         for table in tables:
             if table["kind"] == "note":
                 lines += [f"- {table['title']}", ""]
@@ -196,8 +225,12 @@ def write_report(results: dict[str, list[dict[str, Any]]], docs: Path, quick: bo
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, few rounds")
-    parser.add_argument("--only", nargs="+", metavar="NAME",
-                        help="scripts to run, e.g. store memoize (default: all)")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="scripts to run, e.g. store memoize (default: all)",
+    )
     parser.add_argument("--from-json", type=Path, help="render saved results; run nothing")
     parser.add_argument("--docs", type=Path, default=DOCS, help="docs directory to write")
     parser.add_argument("--save-json", type=Path, help="keep the raw results here")

@@ -58,7 +58,9 @@ def summarize(filtered: da.Array) -> tuple[da.Array, da.Array]:
     """Per channel: robust noise level (median absolute value / 0.6745) and spike count."""
     noise = da.map_blocks(
         lambda b: np.median(np.abs(b), axis=1, keepdims=True) / 0.6745,
-        filtered, chunks=(CHANNELS_PER_CHUNK, 1), dtype=np.float32,
+        filtered,
+        chunks=(CHANNELS_PER_CHUNK, 1),
+        dtype=np.float32,
     )
     spikes = (filtered < -6 * noise).sum(axis=1)
     return noise[:, 0], spikes
@@ -67,7 +69,10 @@ def summarize(filtered: da.Array) -> tuple[da.Array, da.Array]:
 def main() -> None:
     with (
         LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
             host="127.0.0.1",
         ) as cluster,
         Client(cluster) as client,
@@ -82,8 +87,10 @@ def main() -> None:
 
         t0 = time.perf_counter()
         ref = to_kachery(filtered, label="filtered-recording")
-        print(f"checkpointed {filtered.nbytes / 1e6:.0f} MB in {filtered.npartitions} chunks "
-              f"({time.perf_counter() - t0:.1f} s)")
+        print(
+            f"checkpointed {filtered.nbytes / 1e6:.0f} MB in {filtered.npartitions} chunks "
+            f"({time.perf_counter() - t0:.1f} s)"
+        )
         print(f"filtered recording: {ref.uri}")
 
         noise, spikes = client.gather(client.compute(summarize(from_kachery(ref))))

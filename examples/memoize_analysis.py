@@ -127,7 +127,8 @@ def main() -> None:
     try:
         run_pipeline(f"first run (store {store})")
         subprocess.run(
-            [sys.executable, __file__, "--store", store, "--second-run"], check=True,
+            [sys.executable, __file__, "--store", store, "--second-run"],
+            check=True,
             env=os.environ,
         )
     finally:

@@ -119,9 +119,7 @@ def store_pkl_local(obj: Any, *, label: str | None = None) -> str:
     return get_default_store().store_pkl(obj, label, local=True)
 
 
-def load_file(
-    uri: str | Ref, *, dest: PathLike | None = None, verify: bool = False
-) -> str:
+def load_file(uri: str | Ref, *, dest: PathLike | None = None, verify: bool = False) -> str:
     """Local path of the object (fetched and verified from the zone if needed)."""
     return get_default_store().load_file(uri, dest=dest, verify=verify)
 

@@ -17,8 +17,14 @@ from dataclasses import dataclass
 from .codecs import RESULT_CODECS
 from .uri import Ref
 
-__all__ = ["ENTRY_TAG", "INLINE_ENTRY_MAX", "INLINE_TAG", "CacheEntry", "b64",
-           "inline_record_bytes"]
+__all__ = [
+    "ENTRY_TAG",
+    "INLINE_ENTRY_MAX",
+    "INLINE_TAG",
+    "CacheEntry",
+    "b64",
+    "inline_record_bytes",
+]
 
 #: First word of a ref-map entry.
 ENTRY_TAG = "kfm1"

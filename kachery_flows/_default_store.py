@@ -56,8 +56,13 @@ def default_store() -> DefaultStore:
         return cached[1]
     settings = load_settings()
     key = (
-        settings.root, settings.zone, settings.fsync, settings.multi_user,
-        settings.retry_seconds, settings.trust_zone_pickles, settings.max_size,
+        settings.root,
+        settings.zone,
+        settings.fsync,
+        settings.multi_user,
+        settings.retry_seconds,
+        settings.trust_zone_pickles,
+        settings.max_size,
     )
     with _lock:
         if _by_settings is None or _by_settings[0] != key:

@@ -53,15 +53,19 @@ def run_demo(store: Store) -> dict[str, str]:
     _check(store.load_json(uris["json"]) == {"example": "dict", "pi": 3.14159}, "json")
     _check(np.array_equal(store.load_npy(uris["npy"], mmap_mode="r"), array), "npy")
     _check(np.array_equal(store.load_pkl(uris["pkl"])["example"], array), "pkl")
-    _check(Path(store.load_file(uris["file"])).read_bytes()
-           == b"a file stored by kachery-flows\n", "file")
+    _check(
+        Path(store.load_file(uris["file"])).read_bytes() == b"a file stored by kachery-flows\n",
+        "file",
+    )
     width = max(len(k) for k in uris)
     for kind, uri in uris.items():
         print(f"  {kind:<{width}}  {uri}")
     print("all objects loaded back and matched.")
     print("These URIs work with kachery-cloud too (same store layout):")
-    print(f"  KACHERY_CLOUD_DIR={store.root} python -c \"import kachery_cloud as kcl; "
-          f"print(kcl.load_text('{uris['text']}'))\"")
+    print(
+        f'  KACHERY_CLOUD_DIR={store.root} python -c "import kachery_cloud as kcl; '
+        f"print(kcl.load_text('{uris['text']}'))\""
+    )
 
     cached = kachery_cached(store=store)(band_power)
     recording = np.random.default_rng(0).standard_normal((16, 200_000)).astype(np.float32)
@@ -79,7 +83,9 @@ def run_demo(store: Store) -> dict[str, str]:
     uris["memo"] = cached.ref(recording, 2000.0).uri
     record = cached.record(recording, 2000.0) or {}
     print(f"  result  {uris['memo']}")
-    print(f"  key     {cached.key(recording, 2000.0)}  (kachery-flows info KEY shows its "
-          f"provenance: {record.get('function')}, {record.get('duration')} s on "
-          f"{record.get('host')})")
+    print(
+        f"  key     {cached.key(recording, 2000.0)}  (kachery-flows info KEY shows its "
+        f"provenance: {record.get('function')}, {record.get('duration')} s on "
+        f"{record.get('host')})"
+    )
     return uris

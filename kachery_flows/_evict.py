@@ -47,7 +47,13 @@ if TYPE_CHECKING:
     from .store import Store
 
 __all__ = [
-    "LOW_WATER", "AccessLog", "Bound", "PruneReport", "open_objects", "prune", "store_size",
+    "LOW_WATER",
+    "AccessLog",
+    "Bound",
+    "PruneReport",
+    "open_objects",
+    "prune",
+    "store_size",
 ]
 
 #: A store pruned because it passed its bound is brought down to this fraction of it.
@@ -146,8 +152,8 @@ def open_objects(root: str) -> set[tuple[int, int]]:
             with open(f"/proc/{pid}/maps", "rb") as maps:
                 for line in maps:
                     index = line.find(b" /")
-                    if index > 0 and line[index + 1:].startswith(prefix.encode()):
-                        paths.add(line[index + 1:].rstrip(b"\n").decode(errors="replace"))
+                    if index > 0 and line[index + 1 :].startswith(prefix.encode()):
+                        paths.add(line[index + 1 :].rstrip(b"\n").decode(errors="replace"))
             for fd in os.listdir(f"/proc/{pid}/fd"):
                 target = os.readlink(f"/proc/{pid}/fd/{fd}")
                 if target.startswith(prefix):
@@ -258,8 +264,13 @@ def prune(
             # The oldest objects had to stay (local-only, open): scan again for more,
             # asking for twice as much each round, which bounds the rounds.
             rounds += 1
-            candidates = _scan(root, (size - goal) << rounds, seen, recent, PruneReport(
-                dry_run=dry_run, max_size=limit))
+            candidates = _scan(
+                root,
+                (size - goal) << rounds,
+                seen,
+                recent,
+                PruneReport(dry_run=dry_run, max_size=limit),
+            )
     report.size_after = size
     report.seconds = time.monotonic() - start
     return report

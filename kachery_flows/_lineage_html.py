@@ -261,19 +261,17 @@ def _json_for_script(value: Any) -> str:
 
 def render_html(graph: dict[str, Any], title: str) -> str:
     """The page for ``graph`` (a :meth:`Lineage.to_dict`) titled ``title``."""
-    safe_title = (
-        title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    )
+    safe_title = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"
         f"<title>{safe_title}</title><style>{_STYLE}</style></head><body>"
-        "<div id=\"graph\"><div id=\"bar\"><b>lineage</b> "
-        "<button id=\"zin\">+</button><button id=\"zout\">&minus;</button>"
-        "<button id=\"expand\">expand all</button> <span id=\"count\"></span></div>"
-        "<svg id=\"dag\" xmlns=\"http://www.w3.org/2000/svg\"></svg></div>"
-        "<div id=\"side\"><div id=\"details\"></div></div>"
-        f"<script type=\"application/json\" id=\"lineage-data\">{_json_for_script(graph)}"
+        '<div id="graph"><div id="bar"><b>lineage</b> '
+        '<button id="zin">+</button><button id="zout">&minus;</button>'
+        '<button id="expand">expand all</button> <span id="count"></span></div>'
+        '<svg id="dag" xmlns="http://www.w3.org/2000/svg"></svg></div>'
+        '<div id="side"><div id="details"></div></div>'
+        f'<script type="application/json" id="lineage-data">{_json_for_script(graph)}'
         f"</script><script>{_SCRIPT}</script></body></html>\n"
     )

@@ -39,8 +39,15 @@ if TYPE_CHECKING:
     from .refmap import RefMap
     from .store import Store
 
-__all__ = ["INDEX_PREFIX", "INDEX_TAG", "after_gc", "index_name", "lookup", "note_live",
-           "note_producer"]
+__all__ = [
+    "INDEX_PREFIX",
+    "INDEX_TAG",
+    "after_gc",
+    "index_name",
+    "lookup",
+    "note_live",
+    "note_producer",
+]
 
 #: First word of an index entry.
 INDEX_TAG = "kfl1"
@@ -80,8 +87,9 @@ def note_producer(store: Store, refs: RefMap, result: str, record: str) -> None:
         refs.set(index_name(result), text)
         return
     path = local.base / INDEX_PREFIX / result
-    replace_small(store.staging_dir, path, text.encode("ascii"), fsync=False,
-                  group_shared=store.group_shared)
+    replace_small(
+        store.staging_dir, path, text.encode("ascii"), fsync=False, group_shared=store.group_shared
+    )
 
 
 def note_live(cache: ActionCache, entry: CacheEntry, dry_run: bool) -> None:

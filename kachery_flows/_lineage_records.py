@@ -33,8 +33,9 @@ def stored_result(store: Store, ref: Ref, value: Any, type_name: str | None = No
     except OSError:
         size = -1
     cls = type(value)
-    name = type_name or (cls.__name__ if cls.__module__ == "builtins"
-                         else f"{cls.__module__}.{cls.__qualname__}")
+    name = type_name or (
+        cls.__name__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
     refs = () if hasattr(value, "dtype") else scan_refs(value)
     return StoredResult(ref, size, None, name, refs)
 
@@ -75,9 +76,18 @@ def write_provenance(
             continue
         names.append(name)
     record = build_record(
-        key=key, function=function, version=version, code=code, closure=None,
-        names=names, values=dict(inputs), encodings=encodings, ignored=(),
-        result=result, duration=duration, created=created,
+        key=key,
+        function=function,
+        version=version,
+        code=code,
+        closure=None,
+        names=names,
+        values=dict(inputs),
+        encodings=encodings,
+        ignored=(),
+        result=result,
+        duration=duration,
+        created=created,
     )
     record["inputs"].update(untokened)
     for name, extra in (overrides or {}).items():

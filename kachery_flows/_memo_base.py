@@ -153,8 +153,13 @@ class CachedBase(Generic[P, R]):
         # a bound method or partial: calls bind these first, so tasks must not alias
         bound = self._bound_token() if self._pre else ""
         return (
-            MEMO_SCHEMA, self.identity, self.code, repr(self.closure), repr(self.version),
-            repr(self.ignore), bound,
+            MEMO_SCHEMA,
+            self.identity,
+            self.code,
+            repr(self.closure),
+            repr(self.version),
+            repr(self.ignore),
+            bound,
         )
 
     def _bound_token(self) -> str:

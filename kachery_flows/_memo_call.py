@@ -190,8 +190,13 @@ class Miss:
         if inline is not None:
             data = codecs.encode_json(record)
             entry = CacheEntry(
-                hashlib.sha1(data).hexdigest(), stored.ref.sha1, codec, stored.size, None,
-                b64(data), inline[1],
+                hashlib.sha1(data).hexdigest(),
+                stored.ref.sha1,
+                codec,
+                stored.size,
+                None,
+                b64(data),
+                inline[1],
             )
             if len(entry.encode()) > INLINE_ENTRY_MAX:
                 entry = None

@@ -23,9 +23,7 @@ def _fmt(n: float) -> str:
 class ProgressMeter:
     """Call with byte counts as they are processed; :meth:`close` prints the total."""
 
-    def __init__(
-        self, total: int | None, description: str, stream: TextIO | None = None
-    ) -> None:
+    def __init__(self, total: int | None, description: str, stream: TextIO | None = None) -> None:
         self.total = total
         self.description = description
         self.stream = stream if stream is not None else sys.stderr

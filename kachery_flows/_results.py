@@ -182,8 +182,9 @@ def inline_result(value: Any, codec: str, data: bytes, stem: str) -> StoredResul
     """The :class:`StoredResult` of bytes kept inline (not written as an object yet)."""
     sha1 = hashlib.sha1(data).hexdigest()
     refs = () if codec == "bytes" else scan_refs(value)
-    return StoredResult(Ref(sha1, stem + codecs.suffix(codec), codec), len(data), None,
-                        _type_name(value), refs)
+    return StoredResult(
+        Ref(sha1, stem + codecs.suffix(codec), codec), len(data), None, _type_name(value), refs
+    )
 
 
 def store_result(store: Store, value: Any, stem: str) -> StoredResult:

@@ -107,7 +107,6 @@ class RetryPolicy:
                     raise self._exhausted(exc, attempt, elapsed, "time budget") from exc
                 sleep(delay)
 
-
     def _exhausted(
         self, exc: ZoneUnavailableError, attempts: int, elapsed: float, limit: str
     ) -> ZoneUnavailableError:

@@ -94,8 +94,7 @@ def build_dtype(descr: str, state: Any) -> Any:
         dtype = _compound_dtype(descr, subarray, names, fields, elsize, state[7])
     else:
         dtype = _simple_dtype(descr, state)
-    if state[7] != dtype.flags or (type(elsize) is int and elsize > 0
-                                   and elsize != dtype.itemsize):
+    if state[7] != dtype.flags or (type(elsize) is int and elsize > 0 and elsize != dtype.itemsize):
         raise refuse(f"a numpy dtype whose flags or size do not match {dtype}")
     return dtype
 
@@ -108,8 +107,14 @@ def _simple_dtype(descr: str, state: Any) -> Any:
         text = (endian if endian != "|" else "") + kind + str(elsize // (4 if kind == "U" else 1))
     if kind in "Mm":
         meta = state[8] if len(state) == 9 else None
-        if not (type(meta) is tuple and len(meta) == 2 and type(meta[1]) is tuple
-                and len(meta[1]) == 4 and type(meta[1][0]) is bytes and type(meta[1][1]) is int):
+        if not (
+            type(meta) is tuple
+            and len(meta) == 2
+            and type(meta[1]) is tuple
+            and len(meta[1]) == 4
+            and type(meta[1][0]) is bytes
+            and type(meta[1][1]) is int
+        ):
             raise refuse("a datetime dtype without its unit")
         unit = meta[1][0].decode("ascii", "replace")
         if not _TIME_UNIT.fullmatch(unit) or not 0 < meta[1][1] < 1 << 31:
@@ -127,19 +132,35 @@ def _compound_dtype(
     """A sub-array or structured dtype, rebuilt from dtypes this decoder already built."""
     np = _np()
     if subarray is not None:
-        if names is not None or fields is not None or type(subarray) is not tuple \
-                or len(subarray) != 2 or not _shape_ok(subarray[1]):
+        if (
+            names is not None
+            or fields is not None
+            or type(subarray) is not tuple
+            or len(subarray) != 2
+            or not _shape_ok(subarray[1])
+        ):
             raise refuse("a numpy sub-array dtype with an unknown state")
         return _check_dtype(np.dtype((_check_dtype(subarray[0]), subarray[1])))
-    if descr[0] != "V" or type(names) is not tuple or type(fields) is not dict \
-            or sorted(names) != sorted(fields) or type(elsize) is not int \
-            or not 0 <= elsize < 1 << 31 or len(names) > 4096:
+    if (
+        descr[0] != "V"
+        or type(names) is not tuple
+        or type(fields) is not dict
+        or sorted(names) != sorted(fields)
+        or type(elsize) is not int
+        or not 0 <= elsize < 1 << 31
+        or len(names) > 4096
+    ):
         raise refuse("a structured numpy dtype with an unknown state")
     formats, offsets = [], []
     for name in names:
         field = fields[name]
-        if type(name) is not str or type(field) is not tuple or len(field) != 2 \
-                or type(field[1]) is not int or not 0 <= field[1] < elsize:
+        if (
+            type(name) is not str
+            or type(field) is not tuple
+            or len(field) != 2
+            or type(field[1]) is not int
+            or not 0 <= field[1] < elsize
+        ):
             raise refuse("a structured numpy dtype with titles or odd offsets")
         formats.append(_check_dtype(field[0]))
         offsets.append(field[1])
@@ -152,8 +173,10 @@ def _compound_dtype(
 
 
 def _shape_ok(shape: Any) -> bool:
-    return type(shape) is tuple and len(shape) <= 64 and all(
-        type(n) is int and 0 <= n < 1 << 40 for n in shape
+    return (
+        type(shape) is tuple
+        and len(shape) <= 64
+        and all(type(n) is int and 0 <= n < 1 << 40 for n in shape)
     )
 
 

@@ -46,8 +46,17 @@ from ._safe_numpy import (
 __all__ = ["safe_loads"]
 
 _REFUSED_OPCODES = (
-    pickle.PERSID, pickle.BINPERSID, pickle.EXT1, pickle.EXT2, pickle.EXT4, pickle.INST,
-    pickle.OBJ, pickle.NEWOBJ, pickle.NEWOBJ_EX, pickle.NEXT_BUFFER, pickle.READONLY_BUFFER,
+    pickle.PERSID,
+    pickle.BINPERSID,
+    pickle.EXT1,
+    pickle.EXT2,
+    pickle.EXT4,
+    pickle.INST,
+    pickle.OBJ,
+    pickle.NEWOBJ,
+    pickle.NEWOBJ_EX,
+    pickle.NEXT_BUFFER,
+    pickle.READONLY_BUFFER,
 )
 
 
@@ -72,9 +81,7 @@ def _binary(cls: type) -> Callable[..., Any]:
             return cls(args[0])
         if type(args[0]) is str and len(args) == 2 and args[1] in ("latin1", "latin-1"):
             return cls(args[0], "latin1")
-        raise refuse(
-            f"{cls.__name__}() of anything but bytes (an integer size would allocate it)"
-        )
+        raise refuse(f"{cls.__name__}() of anything but bytes (an integer size would allocate it)")
 
     make.__name__ = cls.__name__
     return make
@@ -97,7 +104,9 @@ def _simple(cls: type) -> Callable[..., Any]:
 
 
 _NUMPY_FUNCS: dict[str, Any] = {
-    "_reconstruct": reconstruct, "scalar": scalar, "_frombuffer": frombuffer,
+    "_reconstruct": reconstruct,
+    "scalar": scalar,
+    "_frombuffer": frombuffer,
 }
 _GLOBALS: dict[tuple[str, str], Any] = {
     **{("builtins", c.__name__): _container(c) for c in (set, frozenset, list, dict, tuple)},
@@ -110,9 +119,16 @@ _GLOBALS: dict[tuple[str, str], Any] = {
     ("_codecs", "encode"): _encode,
     ("numpy", "ndarray"): Ndarray,
     ("numpy", "dtype"): dtype_placeholder,
-    **{(m, n): f for m in ("numpy.core.multiarray", "numpy._core.multiarray",
-                           "numpy.core.numeric", "numpy._core.numeric")
-       for n, f in _NUMPY_FUNCS.items()},
+    **{
+        (m, n): f
+        for m in (
+            "numpy.core.multiarray",
+            "numpy._core.multiarray",
+            "numpy.core.numeric",
+            "numpy._core.numeric",
+        )
+        for n, f in _NUMPY_FUNCS.items()
+    },
 }
 #: Every (module, name) a pickle may name, for tests and docs.
 ALLOWED_GLOBALS = frozenset(_GLOBALS)
@@ -212,10 +228,16 @@ class _SafeUnpickler(pickle._Unpickler):
 
 
 _OVERRIDES = {
-    pickle.BUILD: "_load_build", pickle.DUP: "_load_dup", pickle.PUT: "_load_put",
-    pickle.BINPUT: "_load_binput", pickle.LONG_BINPUT: "_load_long_binput",
-    pickle.MEMOIZE: "_load_memoize", pickle.GET: "_load_get", pickle.BINGET: "_load_binget",
-    pickle.LONG_BINGET: "_load_long_binget", pickle.REDUCE: "_load_reduce",
+    pickle.BUILD: "_load_build",
+    pickle.DUP: "_load_dup",
+    pickle.PUT: "_load_put",
+    pickle.BINPUT: "_load_binput",
+    pickle.LONG_BINPUT: "_load_long_binput",
+    pickle.MEMOIZE: "_load_memoize",
+    pickle.GET: "_load_get",
+    pickle.BINGET: "_load_binget",
+    pickle.LONG_BINGET: "_load_long_binget",
+    pickle.REDUCE: "_load_reduce",
 }
 for _op, _method in _OVERRIDES.items():
     _SafeUnpickler.dispatch[_op[0]] = getattr(_SafeUnpickler, _method)

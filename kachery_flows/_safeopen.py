@@ -18,17 +18,26 @@ import os
 import stat
 
 __all__ = [
-    "READ_FLAGS", "NotRegularFileError", "open_regular", "open_under", "read_fd", "read_regular",
+    "READ_FLAGS",
+    "NotRegularFileError",
+    "open_regular",
+    "open_under",
+    "read_fd",
+    "read_regular",
 ]
 
 #: ``os.open`` flags of every read of a file others may plant: read-only, close-on-exec,
 #: no symlink as the last component, never blocking (a FIFO opens and reads as empty).
 READ_FLAGS = (
-    os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    os.O_RDONLY
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
     | getattr(os, "O_NONBLOCK", 0)
 )
 _DIR_FLAGS = (
-    os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    os.O_RDONLY
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
     | getattr(os, "O_DIRECTORY", 0)
 )
 
@@ -44,8 +53,12 @@ class NotRegularFileError(OSError):
 
 def _kind(mode: int) -> str:
     for test, name in (
-        (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"),
-        (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symlink"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a device"),
+        (stat.S_ISBLK, "a device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symlink"),
     ):
         if test(mode):
             return name

@@ -31,8 +31,14 @@ if TYPE_CHECKING:
     from .store import Store
 
 __all__ = [
-    "DOWNLOAD_ATTEMPTS", "corrupt_local", "download", "locate", "not_found", "upload",
-    "verified", "zone_for",
+    "DOWNLOAD_ATTEMPTS",
+    "corrupt_local",
+    "download",
+    "locate",
+    "not_found",
+    "upload",
+    "verified",
+    "zone_for",
 ]
 
 #: A download whose bytes do not match is fetched once more before CorruptObjectError:
@@ -104,7 +110,10 @@ def download(store: Store, ref: Ref, zone: Zone | None, progress: Progress | Non
         if actual == ref.sha1:
             dest = object_path(store.root, ref.sha1)
             created = publish(
-                writer.path, dest, sha1=actual, fsync=store.fsync,
+                writer.path,
+                dest,
+                sha1=actual,
+                fsync=store.fsync,
                 group_shared=store.group_shared,
             )
             if created and store.bound is not None:
@@ -139,9 +148,7 @@ def verified(store: Store, ref: Ref, path: Path) -> Path:
         raise corrupt_local(ref, path, actual, detail) from exc
 
 
-def upload(
-    store: Store, zone: Zone, ref: Ref, *, progress: Progress | None, replace: bool
-) -> None:
+def upload(store: Store, zone: Zone, ref: Ref, *, progress: Progress | None, replace: bool) -> None:
     """Send ``store``'s local copy of ``ref`` to ``zone`` (see :meth:`Store.upload`)."""
     path = object_path(store.root, ref.sha1)
     if not path.is_file():

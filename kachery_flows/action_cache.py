@@ -106,8 +106,7 @@ class ActionCache:
         self.lock_dir = shared if shared is not None else locks_dir(store.root)
         #: The byte-range lock table of this host's locks (None: lock files).
         self.lock_table: Path | None = (
-            lock_table_path(store.root)
-            if not shared_locks and range_locks_supported() else None
+            lock_table_path(store.root) if not shared_locks and range_locks_supported() else None
         )
         self._touched: dict[str, float] = {}
         self._decoded: dict[str, CacheEntry] = {}
@@ -214,7 +213,8 @@ class ActionCache:
             "it; recomputing. If you trust everyone who can write there, set "
             '"trust_pickles": true for the zone in zones.json or '
             "KACHERY_FLOWS_TRUST_ZONE_PICKLES=1 (see SECURITY.md).",
-            entry.result, where,
+            entry.result,
+            where,
         )
 
     # --------------------------------------------------------------- results
@@ -228,14 +228,20 @@ class ActionCache:
             return inline_value(entry.codec, entry.result_data)
         try:
             return load_result(
-                self.store, self._root, entry.result, entry.codec, entry.size,
-                entry.array_token, self.trusts_pickle,
+                self.store,
+                self._root,
+                entry.result,
+                entry.codec,
+                entry.size,
+                entry.array_token,
+                self.trusts_pickle,
             )
         except (DecodeError, UnsafePickleError) as exc:
             # Intact bytes that no longer decode (a class changed, a planted entry with
             # the wrong codec): recompute; the object stays where it is.
-            _log.info("memoized result sha1://%s does not load (%s); recomputing",
-                      entry.result, exc)
+            _log.info(
+                "memoized result sha1://%s does not load (%s); recomputing", entry.result, exc
+            )
             return MISS
 
     def present(self, entry: CacheEntry) -> bool:
@@ -282,8 +288,13 @@ class ActionCache:
 
     def _write_index(self, key: str, function: str | None, entry: CacheEntry) -> None:
         data = json.dumps({"function": function, "entry": entry.encode()}).encode()
-        replace_small(self.store.staging_dir, self.index_path(key), data, fsync=False,
-                      group_shared=self.store.group_shared)
+        replace_small(
+            self.store.staging_dir,
+            self.index_path(key),
+            data,
+            fsync=False,
+            group_shared=self.store.group_shared,
+        )
         self._touched[key] = time.monotonic()
 
     def note_use(self, key: str, function: str, entry: CacheEntry) -> None:

@@ -103,9 +103,7 @@ def _jsonable(obj: Any) -> Any:
     if _is_ref(obj):
         return obj.uri
     if isinstance(obj, Decimal):
-        raise TypeError(
-            "Decimal is not supported by store_json; convert it to float or str first"
-        )
+        raise TypeError("Decimal is not supported by store_json; convert it to float or str first")
     if type(obj).__module__ == "numpy":
         raise TypeError(
             f"numpy scalar {obj!r} ({type(obj).__name__}) is not JSON-serializable as "
@@ -358,16 +356,18 @@ class Codec:
 
 
 #: The codec table, by name, in the order the codecs are listed to users.
-CODECS: Mapping[str, Codec] = MappingProxyType({
-    codec.name: codec
-    for codec in (
-        Codec("bytes", "", _write_bytes, _decode_bytes, result=True),
-        Codec("text", ".txt", _write_text, decode_text, result=False),
-        Codec("json", ".json", _write_json, decode_json, result=True),
-        Codec("npy", ".npy", write_npy, None, result=True),
-        Codec("pkl", ".pkl", _write_pkl, decode_pkl, result=True),
-    )
-})
+CODECS: Mapping[str, Codec] = MappingProxyType(
+    {
+        codec.name: codec
+        for codec in (
+            Codec("bytes", "", _write_bytes, _decode_bytes, result=True),
+            Codec("text", ".txt", _write_text, decode_text, result=False),
+            Codec("json", ".json", _write_json, decode_json, result=True),
+            Codec("npy", ".npy", write_npy, None, result=True),
+            Codec("pkl", ".pkl", _write_pkl, decode_pkl, result=True),
+        )
+    }
+)
 #: The codecs memoized results use (the closed set an action-cache entry may name).
 RESULT_CODECS = frozenset(name for name, codec in CODECS.items() if codec.result)
 

@@ -170,9 +170,7 @@ def parse_size(text: str | int, disk: str | os.PathLike[str] | None = None) -> i
         return int(usage.f_blocks * usage.f_frsize * percent / 100)
     match = _SIZE.fullmatch(raw)
     if match is None:
-        raise ValueError(
-            f"size {raw!r} is not a size: use bytes (5000000), 200G (K/M/G/T) or 80%"
-        )
+        raise ValueError(f"size {raw!r} is not a size: use bytes (5000000), 200G (K/M/G/T) or 80%")
     return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
 
 

@@ -64,9 +64,7 @@ class ObjectNotFoundError(KacheryError, FileNotFoundError):
     searched), for the store to add to its own message; None when there is nothing more.
     """
 
-    def __init__(
-        self, message: str, *, uri: str | None = None, detail: str | None = None
-    ) -> None:
+    def __init__(self, message: str, *, uri: str | None = None, detail: str | None = None) -> None:
         super().__init__(message)
         self.uri = uri
         self.detail = detail

@@ -27,9 +27,7 @@ def sha1_of_bytes(data: bytes | bytearray | memoryview) -> str:
     return hashlib.sha1(data).hexdigest()
 
 
-def sha1_of_file(
-    path: str | os.PathLike[str], progress: Callable[[int], Any] | None = None
-) -> str:
+def sha1_of_file(path: str | os.PathLike[str], progress: Callable[[int], Any] | None = None) -> str:
     """SHA-1 of a file's bytes, read in blocks; ``progress(n)`` is called per block."""
     h = hashlib.sha1()
     with open(path, "rb", buffering=0) as f:

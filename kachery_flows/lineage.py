@@ -139,8 +139,7 @@ class Lineage:
             item = asdict(node)
             item["uri"] = node.uri
             item["inputs"] = [
-                {**asdict(i), "refs": list(i.refs), "detail": dict(i.detail)}
-                for i in node.inputs
+                {**asdict(i), "refs": list(i.refs), "detail": dict(i.detail)} for i in node.inputs
             ]
             nodes.append(item)
         return {
@@ -183,20 +182,25 @@ def _input(name: str, info: Any) -> LineageInput:
         value = None
     detail = {k: info[k] for k in _DETAIL_FIELDS if k in info}
     return LineageInput(
-        name[:_MAX_TEXT], _text(info.get("type")) or "?", _text(info.get("token")),
-        tuple(refs), _text(value) if isinstance(value, str) else value, detail,
+        name[:_MAX_TEXT],
+        _text(info.get("type")) or "?",
+        _text(info.get("token")),
+        tuple(refs),
+        _text(value) if isinstance(value, str) else value,
+        detail,
     )
 
 
-def _from_record(
-    sha1: str, depth: int, record_sha1: str, record: dict[str, Any]
-) -> LineageNode:
+def _from_record(sha1: str, depth: int, record_sha1: str, record: dict[str, Any]) -> LineageNode:
     result = record.get("result")
     result = result if isinstance(result, dict) else {}
     uri = f"sha1://{record_sha1}"
     if result.get("sha1") != sha1:
         return LineageNode(
-            sha1, "damaged", depth, uri,
+            sha1,
+            "damaged",
+            depth,
+            uri,
             problem=f"the record sha1://{record_sha1} describes another result "
             f"({_text(result.get('sha1'))}), not this object",
         )
@@ -205,15 +209,18 @@ def _from_record(
     tool = _text(producer.get("tool")) if isinstance(producer, dict) else "memo"
     size = result.get("size")
     return LineageNode(
-        sha1, "computed", depth, uri,
+        sha1,
+        "computed",
+        depth,
+        uri,
         tool=tool,
         function=_text(record.get("function")),
         version=_text(record.get("version")),
         code=_text(record.get("code")),
         key=_text(record.get("key")),
-        inputs=tuple(
-            _input(str(n), i) for n, i in sorted(inputs.items())
-        ) if isinstance(inputs, dict) else (),
+        inputs=tuple(_input(str(n), i) for n, i in sorted(inputs.items()))
+        if isinstance(inputs, dict)
+        else (),
         duration=_number(record.get("duration")),
         host=_text(record.get("host")),
         created=_text(record.get("created")),
@@ -244,9 +251,13 @@ class _Walker:
         except KacheryError as exc:
             return None, "missing", f"the record {uri} cannot be read: {exc}"
         if present:
-            return None, "damaged", (
-                f"the record {uri} is damaged (not a {RECORD_SCHEMA} record, or its bytes "
-                "do not match its hash)"
+            return (
+                None,
+                "damaged",
+                (
+                    f"the record {uri} is damaged (not a {RECORD_SCHEMA} record, or its bytes "
+                    "do not match its hash)"
+                ),
             )
         return None, "missing", f"the record {uri} is in neither the store nor its zone"
 
@@ -304,9 +315,7 @@ def _mark_cycles(root: str, edges: list[LineageEdge]) -> list[LineageEdge]:
     ]
 
 
-def lineage(
-    uri_or_key: str | Ref, depth: int | None = None, store: Store | None = None
-) -> Lineage:
+def lineage(uri_or_key: str | Ref, depth: int | None = None, store: Store | None = None) -> Lineage:
     """Walk from a result back to the records and inputs that produced it.
 
     Parameters
@@ -346,7 +355,7 @@ def lineage(
         truncated = False
         for item in node.inputs:
             for uri in item.refs:
-                child = uri[len("sha1://"):]
+                child = uri[len("sha1://") :]
                 if child not in queued and not (follow and len(queued) < MAX_NODES):
                     truncated = True
                     continue

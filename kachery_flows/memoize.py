@@ -179,7 +179,10 @@ def kachery_cached(
     'json'
     """
     options: dict[str, Any] = {
-        "version": version, "ignore": ignore, "return_ref": return_ref, "store": store,
+        "version": version,
+        "ignore": ignore,
+        "return_ref": return_ref,
+        "store": store,
     }
 
     def decorate(f: Callable[..., Any]) -> Any:

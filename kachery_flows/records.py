@@ -166,4 +166,3 @@ def reached_by(record: dict[str, Any] | None) -> set[str]:
             with suppress(ValueError):
                 reached.add(parse_uri(uri).sha1)
     return reached
-

@@ -67,8 +67,13 @@ class _DirRefMap:
             path.unlink(missing_ok=True)
             return
         store = self.store
-        replace_small(store.staging_dir, path, value.encode("utf-8"), fsync=store.fsync,
-                      group_shared=store.group_shared)
+        replace_small(
+            store.staging_dir,
+            path,
+            value.encode("utf-8"),
+            fsync=store.fsync,
+            group_shared=store.group_shared,
+        )
 
     def names(self, prefix: str) -> Iterator[str]:
         try:
@@ -98,8 +103,7 @@ class RefMap:
         # A read-only zone's entries are read after the local ones, unless its refs may
         # not decide hits (a plain-http mirror without opt-in, see Zone.memo_refs).
         self._fallback_zone: Zone | None = (
-            zone if refs and zone is not None and not zone.writable and zone.memo_refs
-            else None
+            zone if refs and zone is not None and not zone.writable and zone.memo_refs else None
         )
         #: The local map (None when the map is the zone's).
         self.local: _DirRefMap | None = (

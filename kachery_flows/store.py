@@ -88,9 +88,7 @@ class Store:
     ) -> None:
         settings = load_settings()
         self.root = Path(root).expanduser() if root is not None else settings.root
-        self.zone: Zone | None = (
-            _open_configured_zone(zone) if isinstance(zone, str) else zone
-        )
+        self.zone: Zone | None = _open_configured_zone(zone) if isinstance(zone, str) else zone
         self.fsync = settings.fsync if fsync is None else fsync
         self.group_shared = settings.multi_user if group_shared is None else group_shared
         if trust_zone_pickles is None:
@@ -147,11 +145,17 @@ class Store:
             write(writer)
         sha1 = writer.hexdigest()
         created = publish(
-            writer.path, _layout.object_path(self.root, sha1), sha1=sha1, fsync=self.fsync,
+            writer.path,
+            _layout.object_path(self.root, sha1),
+            sha1=sha1,
+            fsync=self.fsync,
             group_shared=self.group_shared,
         )
         _marks.after_write(
-            self.root, sha1, created=created, collectable=collectable,
+            self.root,
+            sha1,
+            created=created,
+            collectable=collectable,
             group_shared=self.group_shared,
         )
         ref = Ref(sha1, label, codec)
@@ -374,8 +378,11 @@ class Store:
         deleted with ``remove_temp=True``.
         """
         return _verify.verify(
-            self.root, group_shared=self.group_shared, quarantine_corrupt=quarantine,
-            remove_temp=remove_temp, temp_grace_seconds=temp_grace_seconds,
+            self.root,
+            group_shared=self.group_shared,
+            quarantine_corrupt=quarantine,
+            remove_temp=remove_temp,
+            temp_grace_seconds=temp_grace_seconds,
             progress=progress,
         )
 

@@ -144,9 +144,7 @@ class Ref:
 
     def __post_init__(self) -> None:
         if not is_sha1_hex(self.sha1):
-            raise InvalidURIError(
-                f"invalid SHA-1 {self.sha1!r}: expected 40 lowercase hex digits"
-            )
+            raise InvalidURIError(f"invalid SHA-1 {self.sha1!r}: expected 40 lowercase hex digits")
         codec = self.codec
         if codec is not None and (type(codec) is not str or codec not in CODECS):
             get_codec(codec)  # raises ValueError naming the codecs

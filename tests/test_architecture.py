@@ -23,8 +23,12 @@ import kachery_flows
 
 PACKAGE = Path(kachery_flows.__file__).parent
 #: Integrations: they import the core, the core never imports them.
-LEAVES = ("kachery_flows.prefect", "kachery_flows.dask", "kachery_flows.cli",
-          "kachery_flows.testing")
+LEAVES = (
+    "kachery_flows.prefect",
+    "kachery_flows.dask",
+    "kachery_flows.cli",
+    "kachery_flows.testing",
+)
 #: ``python -m kachery_flows`` runs the command line; it is an entry point, not core.
 ENTRY_POINTS = ("kachery_flows.__main__",)
 #: DESIGN.md section 4: ``import kachery_flows`` under 150 ms, no heavy dependency.
@@ -182,7 +186,10 @@ def _import_env(pycache: Path) -> dict[str, str]:
 def _slowest_imports(env: dict[str, str]) -> str:
     err = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", "import kachery_flows"],
-        env=env, capture_output=True, text=True, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stderr
     rows = []
     for line in err.splitlines():
@@ -207,7 +214,11 @@ def test_import_is_light_and_fast(tmp_path: Path) -> None:
     seconds: list[float] = []
     for _ in range(10):
         out = subprocess.run(
-            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.split()
         heavy = out[1] if len(out) > 1 else ""
         assert heavy == "", f"import kachery_flows pulled in {heavy}"
@@ -261,7 +272,8 @@ def test_public_signatures_name_public_types() -> None:
             members = [obj]
             if inspect.isclass(obj):
                 members += [
-                    getattr(obj, attr) for attr, value in vars(obj).items()
+                    getattr(obj, attr)
+                    for attr, value in vars(obj).items()
                     if attr == "__init__" or (not attr.startswith("_") and callable(value))
                 ]
             for member in members:

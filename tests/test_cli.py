@@ -51,7 +51,10 @@ def test_cat_writes_raw_bytes(tmp_path: Path) -> None:
     env = dict(os.environ)
     stored = subprocess.run(
         [sys.executable, "-m", "kachery_flows", "store", str(src)],
-        capture_output=True, text=True, env=env, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
     ).stdout.strip()
     catted = subprocess.run(
         [sys.executable, "-m", "kachery_flows", "cat", stored], capture_output=True, env=env

@@ -13,7 +13,11 @@ from kachery_flows import CorruptObjectError, Ref, Store, UnsafePickleError, cod
 
 def test_the_table_names_every_codec_with_its_suffix() -> None:
     assert {name: codecs.suffix(name) for name in codecs.CODECS} == {
-        "bytes": "", "text": ".txt", "json": ".json", "npy": ".npy", "pkl": ".pkl",
+        "bytes": "",
+        "text": ".txt",
+        "json": ".json",
+        "npy": ".npy",
+        "pkl": ".pkl",
     }
     assert sorted(codecs.RESULT_CODECS) == ["bytes", "json", "npy", "pkl"]
     with pytest.raises(ValueError, match="unknown codec 'csv'"):
@@ -22,8 +26,14 @@ def test_the_table_names_every_codec_with_its_suffix() -> None:
 
 @pytest.mark.parametrize(
     ("label", "codec"),
-    [("a.npy", "npy"), ("A.JSON", "json"), ("x.txt", "text"), ("r.pkl", "pkl"),
-     ("data.bin", None), ("npy", None)],
+    [
+        ("a.npy", "npy"),
+        ("A.JSON", "json"),
+        ("x.txt", "text"),
+        ("r.pkl", "pkl"),
+        ("data.bin", None),
+        ("npy", None),
+    ],
 )
 def test_a_label_suffix_names_its_codec(label: str, codec: str | None) -> None:
     assert codecs.codec_for_label(label) == codec
@@ -32,8 +42,12 @@ def test_a_label_suffix_names_its_codec(label: str, codec: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("bytes", b"\x00\x01"), ("text", "h\u00e9"), ("json", {"b": [1, 2.0], "a": None}),
-     ("pkl", {"x": (1, 2)})],
+    [
+        ("bytes", b"\x00\x01"),
+        ("text", "h\u00e9"),
+        ("json", {"b": [1, 2.0], "a": None}),
+        ("pkl", {"x": (1, 2)}),
+    ],
 )
 def test_each_writer_matches_its_decoder_and_the_store(
     store: Store, name: str, value: object

@@ -62,9 +62,16 @@ def test_every_docs_page_is_in_the_nav() -> None:
 
 
 PUBLIC_MODULES = [
-    "kachery_flows", "kachery_flows.prefect", "kachery_flows.dask", "kachery_flows.zones",
-    "kachery_flows.testing", "kachery_flows.tokens", "kachery_flows.garbage",
-    "kachery_flows.records", "kachery_flows.action_cache", "kachery_flows.refmap",
+    "kachery_flows",
+    "kachery_flows.prefect",
+    "kachery_flows.dask",
+    "kachery_flows.zones",
+    "kachery_flows.testing",
+    "kachery_flows.tokens",
+    "kachery_flows.garbage",
+    "kachery_flows.records",
+    "kachery_flows.action_cache",
+    "kachery_flows.refmap",
 ]
 
 
@@ -113,8 +120,11 @@ def _messages(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str,
     yield "ObjectNotFoundError", str(_raised(lambda: home.load_text(MISSING)))
     with_zone = Store(HOME_STORE, zone=LocalZone(LAB))
     yield "ObjectNotFoundError", str(_raised(lambda: with_zone.load_text(MISSING)))
-    for bad in (MISSING.upper().replace("SHA1", "sha1"), "/data/recording.npy",
-                "https://example.org/recording.npy"):
+    for bad in (
+        MISSING.upper().replace("SHA1", "sha1"),
+        "/data/recording.npy",
+        "https://example.org/recording.npy",
+    ):
         yield "InvalidURIError", str(_raised(lambda bad=bad: kf.parse_uri(bad)))
 
     local = Store(tmp / "store")
@@ -129,8 +139,9 @@ def _messages(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str,
     message = str(_raised(lambda: Store(tmp / "b", zone=zone).load_text(uri)))
     yield "CorruptObjectError", message.replace(str(tmp / "lab"), LAB)
 
-    closed = HttpZone("http://127.0.0.1:9/kachery", retry=RetryPolicy(max_attempts=2,
-                                                                        initial_delay=0.01))
+    closed = HttpZone(
+        "http://127.0.0.1:9/kachery", retry=RetryPolicy(max_attempts=2, initial_delay=0.01)
+    )
     message = str(_raised(lambda: Store(tmp / "c", zone=closed).load_text(MISSING)))
     yield "ZoneUnavailableError", message
 
@@ -168,31 +179,58 @@ def test_troubleshooting_quotes_the_real_messages(
     page = (DOCS / "troubleshooting.md").read_text()
     quoted = " ".join(page.split())
     missing = [
-        f"{cls}: {message}" for cls, message in _messages(tmp_path, monkeypatch)
+        f"{cls}: {message}"
+        for cls, message in _messages(tmp_path, monkeypatch)
         if f"{cls}: {' '.join(message.split())}" not in quoted
     ]
-    assert missing == [], "troubleshooting.md does not quote these messages:\n" + "\n".join(
-        missing
-    )
+    assert missing == [], "troubleshooting.md does not quote these messages:\n" + "\n".join(missing)
 
 
 # ------------------------------------------------------------ benchmark report
 def test_benchmark_report_renders_tables_and_plots(tmp_path: Path) -> None:
     results = tmp_path / "results.jsonl"
     tables = [
-        {"script": "bench_store", "kind": "ratio", "title": "store a 1 MiB array",
-         "baseline": "np.save", "rows": [{"case": "np.save", "seconds": 0.002},
-                                         {"case": "kf.store_npy", "seconds": 0.0021}]},
-        {"script": "bench_memoize", "kind": "comparison", "title": "memo",
-         "rows": [{"what": "hit", "ours": 3e-5, "anchor": 2e-4, "anchor_name": "joblib",
-                   "target": "≥ 3×"}, {"what": "key of a Ref", "ours": 2e-6}]},
+        {
+            "script": "bench_store",
+            "kind": "ratio",
+            "title": "store a 1 MiB array",
+            "baseline": "np.save",
+            "rows": [
+                {"case": "np.save", "seconds": 0.002},
+                {"case": "kf.store_npy", "seconds": 0.0021},
+            ],
+        },
+        {
+            "script": "bench_memoize",
+            "kind": "comparison",
+            "title": "memo",
+            "rows": [
+                {
+                    "what": "hit",
+                    "ours": 3e-5,
+                    "anchor": 2e-4,
+                    "anchor_name": "joblib",
+                    "target": "≥ 3×",
+                },
+                {"what": "key of a Ref", "ours": 2e-6},
+            ],
+        },
         {"script": "bench_store", "kind": "note", "title": "import kachery_flows: 60 ms"},
     ]
     results.write_text("".join(json.dumps(t) + "\n" for t in tables))
     docs = tmp_path / "docs"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "report.py"), "--from-json", str(results),
-         "--docs", str(docs)], capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "report.py"),
+            "--from-json",
+            str(results),
+            "--docs",
+            str(docs),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     page = (docs / "benchmarks.md").read_text()
@@ -206,9 +244,15 @@ def test_benchmark_report_renders_tables_and_plots(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ doctests
-DOCTEST_MODULES = ["kachery_flows._api", "kachery_flows.uri", "kachery_flows.memoize",
-                   "kachery_flows.store", "kachery_flows.tokens", "kachery_flows.dask._arrays",
-                   "kachery_flows.prefect._policy"]
+DOCTEST_MODULES = [
+    "kachery_flows._api",
+    "kachery_flows.uri",
+    "kachery_flows.memoize",
+    "kachery_flows.store",
+    "kachery_flows.tokens",
+    "kachery_flows.dask._arrays",
+    "kachery_flows.prefect._policy",
+]
 
 
 @pytest.mark.parametrize("name", DOCTEST_MODULES)

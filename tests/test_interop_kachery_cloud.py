@@ -126,7 +126,10 @@ def test_same_uris_and_kachery_cloud_objects_load_here(
     assert store.load_text(kc_uris["text_unicode"]) == "h\u00e9llo \u2603\n\U0001f600"
     assert store.load_text(kc_uris["text_empty"]) == ""
     assert store.load_json(kc_uris["json"]) == {
-        "example": "dict", "f": [1.0, 2.5, -0.0, 1e22], "u": "\u00e9", "n": None
+        "example": "dict",
+        "f": [1.0, 2.5, -0.0, 1e22],
+        "u": "\u00e9",
+        "n": None,
     }
     np.testing.assert_array_equal(
         store.load_npy(kc_uris["npy"], mmap_mode="r"),

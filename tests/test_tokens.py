@@ -52,8 +52,26 @@ def test_arrays_with_other_dtype_or_shape_differ() -> None:
 
 def test_scalars_and_containers_keep_their_type() -> None:
     distinct = [
-        1, 1.0, True, "1", b"1", [1], (1,), {1}, frozenset({1}), {1: 1}, None, 0.0, -0.0,
-        np.int64(1), np.float32(1), 1 + 0j, Path("1"), Color.RED, Pair(1, 1), (1, 1),
+        1,
+        1.0,
+        True,
+        "1",
+        b"1",
+        [1],
+        (1,),
+        {1},
+        frozenset({1}),
+        {1: 1},
+        None,
+        0.0,
+        -0.0,
+        np.int64(1),
+        np.float32(1),
+        1 + 0j,
+        Path("1"),
+        Color.RED,
+        Pair(1, 1),
+        (1, 1),
     ]
     tokens = [token_of(v) for v in distinct]
     assert len(set(tokens)) == len(tokens)

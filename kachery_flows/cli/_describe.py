@@ -59,4 +59,3 @@ def describe(store: Store, text: str) -> dict[str, Any]:
     if produced_by:
         info["produced_by"] = produced_by
     return info
-

@@ -115,9 +115,18 @@ def register(sub: Any) -> None:
         "zone). Missing or damaged records are marked, not fatal.",
     )
     p.add_argument("target", metavar="URI|KEY", help="a result URI, object hash or memo key")
-    p.add_argument("--depth", type=int, default=None, metavar="N",
-                   help="follow inputs at most N steps (default: all the way)")
+    p.add_argument(
+        "--depth",
+        type=int,
+        default=None,
+        metavar="N",
+        help="follow inputs at most N steps (default: all the way)",
+    )
     p.add_argument("--json", action="store_true", help="print the graph as JSON")
-    p.add_argument("--html", metavar="FILE", default=None,
-                   help="write a self-contained HTML page drawing the graph")
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        default=None,
+        help="write a self-contained HTML page drawing the graph",
+    )
     p.set_defaults(func=cmd_lineage)

@@ -19,18 +19,23 @@ def _print_record(record: dict[str, Any], indent: str = "") -> None:
         detail = []
         for field in ("ref", "value", "dtype", "shape"):
             if field in item:
-                detail.append(f"{field}={item[field]!r}" if field == "value" else
-                              f"{field}={item[field]}")
+                detail.append(
+                    f"{field}={item[field]!r}" if field == "value" else f"{field}={item[field]}"
+                )
         detail.append(f"token={item.get('token')}")
         echo(f"{indent}  {name}: {item.get('type')} " + " ".join(detail))
     result = record.get("result") or {}
-    echo(f"{indent}result: {result.get('uri')} ({result.get('codec')}, "
-          f"{result.get('size')} bytes, {result.get('type')})")
+    echo(
+        f"{indent}result: {result.get('uri')} ({result.get('codec')}, "
+        f"{result.get('size')} bytes, {result.get('type')})"
+    )
     echo(f"{indent}duration: {record.get('duration')} s")
     echo(f"{indent}host: {record.get('host')}")
     echo(f"{indent}created: {record.get('created')}")
-    echo(f"{indent}kachery-flows: {record.get('kachery_flows_version')}, "
-          f"python {record.get('python')}")
+    echo(
+        f"{indent}kachery-flows: {record.get('kachery_flows_version')}, "
+        f"python {record.get('python')}"
+    )
 
 
 def print_description(info: dict[str, Any]) -> None:
@@ -99,11 +104,17 @@ def register(sub: Any) -> None:
         description="Objects stored with store_* are never deleted; nothing in a zone is.",
     )
     p.add_argument(
-        "--older-than", type=float, default=1.0, metavar="DAYS",
+        "--older-than",
+        type=float,
+        default=1.0,
+        metavar="DAYS",
         help="grace period: nothing younger is deleted (default 1)",
     )
     p.add_argument(
-        "--expire-records", type=float, default=None, metavar="DAYS",
+        "--expire-records",
+        type=float,
+        default=None,
+        metavar="DAYS",
         help="first forget memo entries not used for DAYS (least recently used first)",
     )
     p.add_argument("--dry-run", action="store_true", help="report only; delete nothing")

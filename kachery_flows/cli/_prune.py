@@ -19,8 +19,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     max_size = args.max_size if args.max_size is not None else load_settings().max_size
     if max_size is None:
         print(
-            "kachery-flows: error: no size bound: give --max-size or set "
-            "KACHERY_FLOWS_MAX_SIZE", file=sys.stderr,
+            "kachery-flows: error: no size bound: give --max-size or set KACHERY_FLOWS_MAX_SIZE",
+            file=sys.stderr,
         )
         return EXIT_CODES["usage"]
     verb = "would evict" if args.dry_run else "evicted"
@@ -30,11 +30,15 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
     meter = (
         ProgressMeter(None, f"scanning {store.root}")
-        if args.progress or (sys.stderr.isatty() and not args.json) else None
+        if args.progress or (sys.stderr.isatty() and not args.json)
+        else None
     )
     try:
         report = prune(
-            store, max_size, dry_run=args.dry_run, on_evict=None if args.json else show,
+            store,
+            max_size,
+            dry_run=args.dry_run,
+            on_evict=None if args.json else show,
             progress=meter,
         )
     except ValueError as exc:
@@ -69,9 +73,9 @@ def register(sub: Any) -> None:
         "memory-mapped by a process of this user, are kept.",
     )
     p.add_argument(
-        "--max-size", metavar="SIZE",
-        help="bound: bytes, 200G (K/M/G/T) or 80%% of the disk "
-        "(default $KACHERY_FLOWS_MAX_SIZE)",
+        "--max-size",
+        metavar="SIZE",
+        help="bound: bytes, 200G (K/M/G/T) or 80%% of the disk (default $KACHERY_FLOWS_MAX_SIZE)",
     )
     p.add_argument("--dry-run", action="store_true", help="report only; evict nothing")
     p.add_argument("--progress", action="store_true", help="always show progress")

@@ -81,9 +81,7 @@ def render_reference() -> str:
         lines += ["```", " ".join(usage.split()), "```", ""]
         if sub.description:
             lines += [sub.description, ""]
-        rows = [
-            _argument_row(a) for a in sub._actions if not isinstance(a, argparse._HelpAction)
-        ]
+        rows = [_argument_row(a) for a in sub._actions if not isinstance(a, argparse._HelpAction)]
         if rows:
             lines += ["| argument | meaning |", "| --- | --- |", *rows]
     lines += ["", "## Exit codes", "", "| code | meaning |", "| --- | --- |"]

@@ -72,7 +72,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     store = command_store(args)
     meter = (
         ProgressMeter(None, f"verifying {store.root}")
-        if args.progress or (sys.stderr.isatty() and not args.json) else None
+        if args.progress or (sys.stderr.isatty() and not args.json)
+        else None
     )
     report = store.verify(
         quarantine=args.quarantine,
@@ -180,7 +181,9 @@ def register(sub: Any) -> None:
     p.add_argument("--quarantine", action="store_true", help="move corrupt objects aside")
     p.add_argument("--remove-temp", action="store_true", help="delete orphan temp files")
     p.add_argument(
-        "--temp-grace-hours", type=float, default=1.0,
+        "--temp-grace-hours",
+        type=float,
+        default=1.0,
         help="temp files younger than this may belong to a live writer (default 1)",
     )
     p.add_argument("--progress", action="store_true", help="always show progress")

@@ -104,7 +104,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("push", help="upload local objects to the zone")
     p.add_argument("uris", nargs="+", metavar="URI", help="sha1:// URIs of the objects")
     p.add_argument(
-        "--replace", action="store_true",
+        "--replace",
+        action="store_true",
         help="verify the local copy and replace the zone's (repairs a corrupt zone copy)",
     )
     p.add_argument("--zone", help=zone_help)

@@ -81,13 +81,20 @@ def to_kachery(arr: da.Array, *, label: str | None = None, store: Store | None =
     blocks = arr.to_delayed().ravel()  # type: ignore[no-untyped-call]
     stored = [
         delayed(_store_chunk)(
-            block, _declared_shape(arr.chunks, index), arr.dtype, store,
+            block,
+            _declared_shape(arr.chunks, index),
+            arr.dtype,
+            store,
             dask_key_name=(name, i),
         )
         for i, (index, block) in enumerate(zip(np.ndindex(*arr.numblocks), blocks, strict=True))
     ]
     manifest = delayed(_store_manifest)(
-        stored, arr.numblocks, arr.dtype, label, store,
+        stored,
+        arr.numblocks,
+        arr.dtype,
+        label,
+        store,
         dask_key_name=f"to-kachery-manifest-{token}",
     )
     started = time.time()

@@ -66,8 +66,14 @@ def note_checkpoint(arr: da.Array, ref: Ref, store: Store | None, started: float
         duration=max(time.time() - started, 0.0),
         created=started,
         producer={"tool": "dask", "graph": arr.name},
-        overrides={"array": {
-            "type": "dask.array.Array", "graph": arr.name, "shape": shape,
-            "dtype": str(arr.dtype), "layers": layers, "refs": sources,
-        }},
+        overrides={
+            "array": {
+                "type": "dask.array.Array",
+                "graph": arr.name,
+                "shape": shape,
+                "dtype": str(arr.dtype),
+                "layers": layers,
+                "refs": sources,
+            }
+        },
     )

@@ -134,9 +134,7 @@ _Bad = Callable[[str], ManifestError]
 
 
 def _int_list(value: Any, what: str, bad: _Bad) -> list[int]:
-    if not isinstance(value, list) or not all(
-        type(v) is int and v >= 0 for v in value
-    ):
+    if not isinstance(value, list) or not all(type(v) is int and v >= 0 for v in value):
         raise bad(f"{what} must be a list of non-negative integers, found {value!r:.200}")
     return value
 

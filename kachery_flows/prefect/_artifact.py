@@ -18,8 +18,7 @@ _LOAD = {
     "npy": ("kf.load_npy(uri)  # memory-mapped: kf.load_npy(uri, mmap_mode='r')", "load_npy"),
     "json": ("kf.load_json(uri)", "load_json"),
     "bytes": ("open(kf.load_file(uri), 'rb').read()", "load_file"),
-    "pkl": ("kf.load_pkl(uri, trusted=True)  # only if you trust whoever ran the task",
-            "load_pkl"),
+    "pkl": ("kf.load_pkl(uri, trusted=True)  # only if you trust whoever ran the task", "load_pkl"),
 }
 
 
@@ -35,34 +34,36 @@ def _size_text(size: int | None) -> str:
 def result_markdown(ref: Ref, codec: str, size: int | None, key: str | None, zone: str) -> str:
     """The artifact's markdown: where the result lives and how to load it anywhere."""
     kf_load, kcl_load = _LOAD.get(codec, _LOAD["bytes"])
-    return "\n".join([
-        f"### Result `{ref.label or ref.sha1}` in kachery",
-        "",
-        "| | |",
-        "| --- | --- |",
-        f"| URI | `{ref.uri}` |",
-        f"| size | {_size_text(size)} |",
-        f"| codec | {codec} |",
-        f"| cache key | `{key or '(none: not cached)'}` |",
-        f"| zone | {zone} |",
-        "",
-        "Load it with kachery-flows (on any machine that shares the zone):",
-        "",
-        "```python",
-        "import kachery_flows as kf",
-        f'uri = "{ref.uri}"',
-        kf_load,
-        "```",
-        "",
-        "or with kachery-cloud:",
-        "",
-        "```python",
-        "import kachery_cloud as kcl",
-        f'kcl.{kcl_load}("{ref.uri}")',
-        "```",
-        "",
-        f"Provenance: `kachery-flows lineage {ref.uri}`",
-    ])
+    return "\n".join(
+        [
+            f"### Result `{ref.label or ref.sha1}` in kachery",
+            "",
+            "| | |",
+            "| --- | --- |",
+            f"| URI | `{ref.uri}` |",
+            f"| size | {_size_text(size)} |",
+            f"| codec | {codec} |",
+            f"| cache key | `{key or '(none: not cached)'}` |",
+            f"| zone | {zone} |",
+            "",
+            "Load it with kachery-flows (on any machine that shares the zone):",
+            "",
+            "```python",
+            "import kachery_flows as kf",
+            f'uri = "{ref.uri}"',
+            kf_load,
+            "```",
+            "",
+            "or with kachery-cloud:",
+            "",
+            "```python",
+            "import kachery_cloud as kcl",
+            f'kcl.{kcl_load}("{ref.uri}")',
+            "```",
+            "",
+            f"Provenance: `kachery-flows lineage {ref.uri}`",
+        ]
+    )
 
 
 def _artifact_key() -> str | None:

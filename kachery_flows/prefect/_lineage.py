@@ -49,7 +49,9 @@ def note_task_result(store: Store, ref: Ref, value: Any) -> None:
         duration=max(time.time() - started, 0.0),
         created=started,
         producer={
-            "tool": "prefect", "task": task.name, "task_run": str(run.id),
+            "tool": "prefect",
+            "task": task.name,
+            "task_run": str(run.id),
             "flow_run": str(run.flow_run_id) if run.flow_run_id else None,
         },
     )

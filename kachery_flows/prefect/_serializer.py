@@ -179,7 +179,8 @@ class KacherySerializer(Serializer):
             if not store.exists(ref):
                 raise ObjectNotFoundError(
                     f"the Ref {ref.uri} in this Prefect result is missing from {store}; "
-                    "the task runs again", uri=ref.uri,
+                    "the task runs again",
+                    uri=ref.uri,
                 )
             return ref
         ref = parse_uri(blob.decode("ascii"))
@@ -190,7 +191,7 @@ class KacherySerializer(Serializer):
                 f"not unpickling the Prefect result {ref.uri}: this store did not pickle it "
                 "(it came from a shared result directory or zone), so the task runs again. "
                 "If you trust everyone who can write there, set "
-                "KACHERY_FLOWS_TRUST_ZONE_PICKLES=1 or \"trust_pickles\": true for the zone "
+                'KACHERY_FLOWS_TRUST_ZONE_PICKLES=1 or "trust_pickles": true for the zone '
                 "in zones.json (see SECURITY.md)."
             )
         try:
@@ -205,7 +206,8 @@ class KacherySerializer(Serializer):
         if value is MISS:
             raise ObjectNotFoundError(
                 f"the result object {ref.uri} is missing or corrupt in {store}; the task "
-                "runs again (a corrupt local copy was moved to the quarantine)", uri=ref.uri,
+                "runs again (a corrupt local copy was moved to the quarantine)",
+                uri=ref.uri,
             )
         if codec == "npy":  # a plain ndarray over a private (copy-on-write) memory map
             import numpy as np

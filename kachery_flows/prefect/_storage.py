@@ -163,7 +163,8 @@ class KacheryStorage(WritableFileSystem):
         if data is MISS:
             raise ObjectNotFoundError(
                 f"the Prefect record {name!r} points at {ref.uri}, which is missing or "
-                f"corrupt in {store}; the task runs again", uri=ref.uri,
+                f"corrupt in {store}; the task runs again",
+                uri=ref.uri,
             )
         assert isinstance(data, bytes)
         return check_record(data, name)

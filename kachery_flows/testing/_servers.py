@@ -252,9 +252,7 @@ class DirectoryHTTPServer:
         """How many requests for ``path`` (optionally with ``method``) were received."""
         path = path.lstrip("/")
         with self._server.lock:
-            return sum(
-                1 for m, p, _h in self._server.log if p == path and method in (None, m)
-            )
+            return sum(1 for m, p, _h in self._server.log if p == path and method in (None, m))
 
     def request_headers(self, path: str) -> list[dict[str, str]]:
         """The headers of each request received for ``path``, oldest first."""

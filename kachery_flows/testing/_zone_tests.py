@@ -29,8 +29,26 @@ __all__ = ["BAD_REF_NAMES", "ZoneTests"]
 
 #: Ref names every zone must refuse (they could escape the ``refs/`` prefix).
 BAD_REF_NAMES = (
-    "", "/", "/abs", "a/", "a//b", ".", "..", "../x", "a/../b", "a/./b", "a\\b", "a\x00b",
-    "a b", "a\nb", "é", "x" * 1025, "%2e%2e", "a?b", "a#b", "~/x",
+    "",
+    "/",
+    "/abs",
+    "a/",
+    "a//b",
+    ".",
+    "..",
+    "../x",
+    "a/../b",
+    "a/./b",
+    "a\\b",
+    "a\x00b",
+    "a b",
+    "a\nb",
+    "é",
+    "x" * 1025,
+    "%2e%2e",
+    "a?b",
+    "a#b",
+    "~/x",
 )
 
 
@@ -160,7 +178,9 @@ class ZoneTests:
         clone = pickle.loads(pickle.dumps(zone))
         assert type(clone) is type(zone)
         assert (clone.name, clone.writable, clone.listable) == (
-            zone.name, zone.writable, zone.listable
+            zone.name,
+            zone.writable,
+            zone.listable,
         )
         assert clone.has(sha1)
         reader = Store(tmp_path / "reader", zone=clone, fsync=False)

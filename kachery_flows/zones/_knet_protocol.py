@@ -55,6 +55,7 @@ def transport_errors(what: str) -> Iterator[None]:
     except requests.RequestException as exc:
         raise ZoneError(f"{what}: {exc}") from exc
 
+
 #: Leading zero bits required of ``sha1(hash + workToken)`` (hard-coded in kachery 2).
 WORK_TOKEN_DIFFICULTY = 13
 
@@ -124,7 +125,8 @@ def found_in(data: dict[str, Any], what: str, source: str) -> Found:
     """The :class:`Found` of a ``findFile`` answer with ``"found": true``."""
     size = data.get("size")
     return Found(
-        signed_url(data, "url", what), size if isinstance(size, int) and size > 0 else None,
+        signed_url(data, "url", what),
+        size if isinstance(size, int) and size > 0 else None,
         source,
     )
 

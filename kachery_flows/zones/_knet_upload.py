@@ -72,22 +72,17 @@ def publish(zone: KacheryNetworkZone, src: Path, sha1: str) -> None:
         if answer.get("alreadyExists") is True:
             return None
         if answer.get("alreadyPending") is True:
-            raise ZoneUnavailableError(
-                f"another upload of sha1://{sha1} to {zone.name} is pending"
-            )
+            raise ZoneUnavailableError(f"another upload of sha1://{sha1} to {zone.name} is pending")
         url = signed_url(answer, "signedUploadUrl", f"initiateFileUpload at {zone.name}")
         object_key = answer.get("objectKey")
         if not isinstance(object_key, str) or not object_key:
-            raise ZoneError(
-                f"initiateFileUpload at {zone.name}: no objectKey in {answer!r:.300}"
-            )
+            raise ZoneError(f"initiateFileUpload at {zone.name}: no objectKey in {answer!r:.300}")
         try:
             _upload(zone, url, src, size)
         except UrlRefused as exc:
             if refreshed:
                 raise ZonePermissionError(
-                    f"the bucket of {zone.name} refused the upload of sha1://{sha1} "
-                    f"twice: {exc}"
+                    f"the bucket of {zone.name} refused the upload of sha1://{sha1} twice: {exc}"
                 ) from None
             refreshed = True
             raise ZoneUnavailableError(
@@ -120,7 +115,10 @@ def _upload(zone: KacheryNetworkZone, url: str, src: Path, size: int) -> None:
     what = f"upload to the bucket of {zone.name}"
     with open(src, "rb") as f, transport_errors(what):
         resp = zone._session().put(
-            url, data=f, headers={"Content-Length": str(size)}, timeout=zone.timeout,
+            url,
+            data=f,
+            headers={"Content-Length": str(size)},
+            timeout=zone.timeout,
             stream=True,
         )
     with resp:

@@ -114,9 +114,7 @@ def load_zones_file(path: Path) -> dict[str, dict[str, Any]]:
     return data
 
 
-def open_zone(
-    spec: str, *, root: Path | None = None, settings: Settings | None = None
-) -> Zone:
+def open_zone(spec: str, *, root: Path | None = None, settings: Settings | None = None) -> Zone:
     """Open the zone named by ``spec`` (as in ``KACHERY_ZONE``).
 
     ``spec`` is a URL (``file:///path``, an absolute path, ``s3://bucket/prefix`` or

@@ -50,9 +50,7 @@ def retry_option(options: Mapping[str, Any], settings: Settings) -> RetryPolicy:
         return RetryPolicy(total_seconds=settings.retry_seconds)
     raw = options["retry"]
     if not isinstance(raw, dict) or not set(raw) <= _RETRY_KEYS:
-        raise ZoneConfigError(
-            f"'retry' must be an object with keys among {sorted(_RETRY_KEYS)}"
-        )
+        raise ZoneConfigError(f"'retry' must be an object with keys among {sorted(_RETRY_KEYS)}")
     try:
         return RetryPolicy(**{"total_seconds": settings.retry_seconds, **raw})
     except (TypeError, ValueError) as exc:

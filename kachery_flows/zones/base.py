@@ -27,7 +27,11 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 __all__ = [
-    "MAX_REF_BYTES", "Progress", "Zone", "decode_ref", "ref_key",
+    "MAX_REF_BYTES",
+    "Progress",
+    "Zone",
+    "decode_ref",
+    "ref_key",
     "validate_ref_name",
 ]
 

@@ -62,8 +62,17 @@ _ATOMIC_UPLOAD_PROTOCOLS = frozenset(
 _TRANSIENT_ERRNOS = frozenset(
     getattr(errno, name)
     for name in (
-        "EIO", "EREMOTEIO", "EBUSY", "EAGAIN", "ETIMEDOUT", "ECONNRESET", "ECONNREFUSED",
-        "ECONNABORTED", "EPIPE", "ENETUNREACH", "EHOSTUNREACH",
+        "EIO",
+        "EREMOTEIO",
+        "EBUSY",
+        "EAGAIN",
+        "ETIMEDOUT",
+        "ECONNRESET",
+        "ECONNREFUSED",
+        "ECONNABORTED",
+        "EPIPE",
+        "ENETUNREACH",
+        "EHOSTUNREACH",
     )
     if hasattr(errno, name)
 )
@@ -160,9 +169,7 @@ class FsspecZone(Zone):
         self.retry = retry if retry is not None else RetryPolicy.from_settings()
 
     @classmethod
-    def from_config(
-        cls, url: str, options: Mapping[str, Any], settings: Settings
-    ) -> FsspecZone:
+    def from_config(cls, url: str, options: Mapping[str, Any], settings: Settings) -> FsspecZone:
         """Keys: ``read_only``, ``retry``, ``storage_options`` (passed to the file system)
         and the S3 shortcuts ``endpoint_url``, ``profile``, ``region``, ``anon`` (see
         :func:`s3_storage_options`)."""

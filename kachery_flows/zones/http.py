@@ -43,7 +43,12 @@ if TYPE_CHECKING:
 __all__ = ["HttpZone"]
 
 _OPTIONS = (
-    "read_only", "retry", "headers", "timeout", "allowed_redirect_hosts", "min_speed",
+    "read_only",
+    "retry",
+    "headers",
+    "timeout",
+    "allowed_redirect_hosts",
+    "min_speed",
     "plain_http_refs",
 )
 
@@ -160,8 +165,9 @@ class HttpZone(ThreadSessions, Zone):
         self.allowed_redirect_hosts = frozenset(h.lower() for h in allowed_redirect_hosts)
         rate, window = min_speed
         if not (rate >= 0 and window > 0):
-            raise ZoneError(f"min_speed must be (bytes_per_second >= 0, seconds > 0), not "
-                            f"{min_speed!r}")
+            raise ZoneError(
+                f"min_speed must be (bytes_per_second >= 0, seconds > 0), not {min_speed!r}"
+            )
         self.min_speed = (float(rate), float(window))
         self._init_sessions()
 
@@ -215,7 +221,11 @@ class HttpZone(ThreadSessions, Zone):
             headers = self.headers if _origin(url) == base_origin else {}
             try:
                 response = self._session().request(
-                    method, url, headers=headers, stream=stream, timeout=self.timeout,
+                    method,
+                    url,
+                    headers=headers,
+                    stream=stream,
+                    timeout=self.timeout,
                     allow_redirects=False,
                 )
             except _TRANSIENT_EXC as exc:
@@ -223,9 +233,7 @@ class HttpZone(ThreadSessions, Zone):
                     f"zone {self.name}: {method} {_public(url)} failed: {transport_reason(exc)}"
                 ) from exc
             except requests.RequestException as exc:
-                raise ZoneError(
-                    f"zone {self.name}: {method} {_public(url)} failed: {exc}"
-                ) from exc
+                raise ZoneError(f"zone {self.name}: {method} {_public(url)} failed: {exc}") from exc
             location = response.headers.get("Location")
             if response.status_code not in _REDIRECTS or not location:
                 return response
@@ -239,8 +247,7 @@ class HttpZone(ThreadSessions, Zone):
         """Raise the typed error for a non-2xx, non-404 response."""
         status = response.status_code
         text = (
-            f"zone {self.name}: {what}: HTTP {status} {response.reason} "
-            f"({_public(response.url)})"
+            f"zone {self.name}: {what}: HTTP {status} {response.reason} ({_public(response.url)})"
         )
         response.close()
         if status in (401, 403):
@@ -304,9 +311,9 @@ class HttpZone(ThreadSessions, Zone):
                 short = declared is not None and declared.isdigit() and received != int(declared)
                 if short and not encoded:
                     raise ZoneUnavailableError(
-                            f"zone {self.name}: downloading sha1://{sha1} gave {received} "
-                            f"of the {declared} bytes announced"
-                        )
+                        f"zone {self.name}: downloading sha1://{sha1} gave {received} "
+                        f"of the {declared} bytes announced"
+                    )
 
         self.retry.call(download)
 

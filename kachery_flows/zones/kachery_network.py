@@ -203,7 +203,10 @@ class KacheryNetworkZone(ThreadSessions, Zone):
         headers = {"Content-Type": "application/json"} if signed else self._headers()
         with transport_errors(what):
             resp = self._session().post(
-                url, data=json.dumps(body).encode(), headers=headers, timeout=self.timeout,
+                url,
+                data=json.dumps(body).encode(),
+                headers=headers,
+                timeout=self.timeout,
                 stream=True,
             )
         with resp:

@@ -112,8 +112,7 @@ def _local_path(url: str) -> Path:
     parts = urlsplit(url)
     if parts.netloc not in ("", "localhost"):
         raise ZoneError(
-            f"file URL {redact_url(url)!r} names host {parts.hostname!r}; "
-            "use file:///path"
+            f"file URL {redact_url(url)!r} names host {parts.hostname!r}; use file:///path"
         )
     if parts.query or parts.fragment:
         raise ZoneError(f"file URL {redact_url(url)!r} must not have a query or fragment")
@@ -221,7 +220,8 @@ class LocalZone(Zone):
                     raise CorruptObjectError(
                         f"zone {self.name}: sha1://{sha1} is a sparse file of {st.st_size} "
                         "bytes whose bytes do not match its name; nothing was copied",
-                        uri=f"sha1://{sha1}", actual_sha1=actual,
+                        uri=f"sha1://{sha1}",
+                        actual_sha1=actual,
                     )
                 os.lseek(fd, 0, os.SEEK_SET)
             _copy_fd(fd, st.st_size, dest, progress)

@@ -129,14 +129,20 @@ def test_a_reader_in_another_process_keeps_its_mapping(tmp_path: Path) -> None:
     array = np.arange(50_000, dtype=np.int64)
     ref = store.put_npy(array)
     reader = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import sys, numpy as np
             a = np.load({str(store.object_path(ref))!r}, mmap_mode="r")
             print("mapped", flush=True)
             sys.stdin.readline()
             print(int(a.sum()), flush=True)
-        """)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        """),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert reader.stdout is not None and reader.stdin is not None
@@ -159,8 +165,9 @@ def test_a_bounded_store_streaming_ten_times_its_size(tmp_path: Path) -> None:
     source = Store(tmp_path / "producer", zone=LocalZone(tmp_path / "zone"), fsync=False)
     size, bound = 20 * KB, 200 * KB
     refs = [source.put_bytes(os.urandom(size)) for _ in range(100)]  # 10x the bound
-    store = Store(tmp_path / "worker", zone=LocalZone(tmp_path / "zone"), fsync=False,
-                  max_size=bound)
+    store = Store(
+        tmp_path / "worker", zone=LocalZone(tmp_path / "zone"), fsync=False, max_size=bound
+    )
     mine = [store.put_bytes(os.urandom(size), local=True) for _ in range(2)]
     peak = 0
     for ref in refs:
@@ -171,9 +178,7 @@ def test_a_bounded_store_streaming_ten_times_its_size(tmp_path: Path) -> None:
     assert all(store.object_path(ref).is_file() for ref in mine)
 
 
-def test_max_size_from_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_max_size_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KACHERY_FLOWS_MAX_SIZE", "64K")
     store, _zone = _zone_store(tmp_path)
     assert store.bound is not None and store.bound.limit == 64 * KB

@@ -63,24 +63,49 @@ def machines(
     try:
         for name, root in roots.items():
             env = {
-                key: value for key, value in os.environ.items()
+                key: value
+                for key, value in os.environ.items()
                 if not key.startswith(("KACHERY_", "AWS_"))
             }
-            env.update(_AWS, KACHERY_CLOUD_DIR=str(root), KACHERY_FLOWS_FSYNC="0",
-                       AWS_ENDPOINT_URL=moto_server.endpoint_url,
-                       PYTHONPATH=os.pathsep.join([str(_HERE), env.get("PYTHONPATH", "")]))
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "distributed.cli.dask_worker", scheduler.scheduler_address,
-                 "--name", name, "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1",
-                 "--local-directory", str(tmp_path / f"dask-{name}")],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            ))
+            env.update(
+                _AWS,
+                KACHERY_CLOUD_DIR=str(root),
+                KACHERY_FLOWS_FSYNC="0",
+                AWS_ENDPOINT_URL=moto_server.endpoint_url,
+                PYTHONPATH=os.pathsep.join([str(_HERE), env.get("PYTHONPATH", "")]),
+            )
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "distributed.cli.dask_worker",
+                        scheduler.scheduler_address,
+                        "--name",
+                        name,
+                        "--nthreads",
+                        "1",
+                        "--no-dashboard",
+                        "--host",
+                        "127.0.0.1",
+                        "--local-directory",
+                        str(tmp_path / f"dask-{name}"),
+                    ],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         with distributed.Client(scheduler) as client:
             client.wait_for_workers(2, timeout=120)
-            client.register_plugin(KacheryPlugin(
-                WORKER_ROOT, zone=zone, max_size="64M",
-                env={**_AWS, "AWS_ENDPOINT_URL": moto_server.endpoint_url},
-            ))
+            client.register_plugin(
+                KacheryPlugin(
+                    WORKER_ROOT,
+                    zone=zone,
+                    max_size="64M",
+                    env={**_AWS, "AWS_ENDPOINT_URL": moto_server.endpoint_url},
+                )
+            )
             yield client, roots
     finally:
         for proc in procs:
@@ -91,7 +116,7 @@ def machines(
 
 
 def _in_zone(moto_server: MotoS3Server, zone: str, sha1: str) -> bool:
-    bucket, prefix = zone[len("s3://"):].split("/", 1)
+    bucket, prefix = zone[len("s3://") :].split("/", 1)
     listing = moto_server.client().list_objects_v2(
         Bucket=bucket, Prefix=f"{prefix}/{object_key(sha1)}"
     )
@@ -99,8 +124,10 @@ def _in_zone(moto_server: MotoS3Server, zone: str, sha1: str) -> bool:
 
 
 def test_each_machine_keeps_its_root_and_shares_through_the_zone(
-    machines: tuple[distributed.Client, dict[str, Path]], zone: str,
-    moto_server: MotoS3Server, tmp_path: Path,
+    machines: tuple[distributed.Client, dict[str, Path]],
+    zone: str,
+    moto_server: MotoS3Server,
+    tmp_path: Path,
 ) -> None:
     client, roots = machines
     info = client.run(cluster_funcs.store_info)
@@ -113,8 +140,9 @@ def test_each_machine_keeps_its_root_and_shares_through_the_zone(
 
     # A cached array computed on host-a, its Ref passed to host-b: fetched from the zone.
     marker = str(tmp_path / "marker")
-    ref = client.submit(cluster_funcs.make_array, 50_000, 1, marker, workers=["host-a"],
-                        pure=False).result()
+    ref = client.submit(
+        cluster_funcs.make_array, 50_000, 1, marker, workers=["host-a"], pure=False
+    ).result()
     expected = float(np.random.default_rng(1).standard_normal(50_000).sum())
     assert client.submit(cluster_funcs.total, ref, workers=["host-b"]).result() == expected
     assert Store(roots["host-a"]).object_path(ref).is_file()
@@ -152,7 +180,9 @@ def test_each_machine_keeps_its_root_and_shares_through_the_zone(
 
 
 def test_a_worker_cache_streaming_ten_times_its_bound(
-    machines: tuple[distributed.Client, dict[str, Path]], zone: str, tmp_path: Path,
+    machines: tuple[distributed.Client, dict[str, Path]],
+    zone: str,
+    tmp_path: Path,
 ) -> None:
     client, roots = machines
     bound, size = 200_000, 40_000

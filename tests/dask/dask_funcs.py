@@ -24,7 +24,10 @@ def local_cluster() -> distributed.LocalCluster:
     default port 8787, and every other cluster started meanwhile warns that it is in use.
     """
     return distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
         host="127.0.0.1",
     )
 

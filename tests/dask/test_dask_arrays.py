@@ -30,8 +30,8 @@ ARRAYS = {
     "float64-2d-irregular": lambda: da.from_array(
         np.random.default_rng(1).standard_normal((37, 23)), chunks=((10, 20, 7), (5, 18))
     ),
-    "int16-3d": lambda: da.arange(4 * 6 * 5, dtype="i2", chunks=40).reshape(4, 6, 5).rechunk(
-        (3, 4, 5)
+    "int16-3d": lambda: (
+        da.arange(4 * 6 * 5, dtype="i2", chunks=40).reshape(4, 6, 5).rechunk((3, 4, 5))
     ),
     "big-endian-uint32": lambda: da.from_array(np.arange(30, dtype=">u4"), chunks=7),
     "bool": lambda: da.from_array(np.arange(40) % 3 == 0, chunks=9),
@@ -80,8 +80,11 @@ def test_chunks_are_stored_by_the_workers_and_only_uris_reach_the_scheduler(
     arr = da.random.default_rng(3).standard_normal((16 * 25_000,), chunks=25_000)
     with distributed.get_task_stream(client) as stream:
         ref = to_kachery(arr, label="noise")
-    ours = [t for t in stream.data if str(t["key"]).startswith("('to-kachery")
-            or str(t["key"]).startswith("to-kachery")]
+    ours = [
+        t
+        for t in stream.data
+        if str(t["key"]).startswith("('to-kachery") or str(t["key"]).startswith("to-kachery")
+    ]
     chunk_tasks = [t for t in ours if "chunk" in str(t["key"])]
     assert len(chunk_tasks) == 16 and len(ours) == 17
     assert {t["worker"] for t in chunk_tasks} == set(client.scheduler_info()["workers"])
@@ -203,4 +206,3 @@ def test_a_chunk_that_contradicts_its_manifest_fails_on_the_worker(
     with pytest.raises(ManifestError, match=r"float32.*float64") as info:
         arr.compute()
     assert info.value.uri == ref.uri  # kept on the way from the worker
-

@@ -52,7 +52,7 @@ def test_manifest_layout() -> None:
         "dtype": "<i4",
         "chunks": [[3, 3, 1], [2, 2, 1]],
         "chunk_uris": [
-            f"sha1://{_npy_sha1(values[i:i + 3, j:j + 2])}"  # C block order, np.save bytes
+            f"sha1://{_npy_sha1(values[i : i + 3, j : j + 2])}"  # C block order, np.save bytes
             for i in (0, 3, 6)
             for j in (0, 2, 4)
         ],

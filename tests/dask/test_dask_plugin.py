@@ -35,8 +35,9 @@ def _roots(client: distributed.Client) -> set[str]:
 def test_workers_use_the_clients_store(client: distributed.Client) -> None:
     assert _roots(client) == {str(get_default_store().root)}
     envs = client.run(dask_funcs.worker_environment)
-    assert all(env["KACHERY_FLOWS_FSYNC"] == "0" and env["KACHERY_ZONE"] is None
-               for env in envs.values())
+    assert all(
+        env["KACHERY_FLOWS_FSYNC"] == "0" and env["KACHERY_ZONE"] is None for env in envs.values()
+    )
 
 
 def test_a_worker_that_joins_later_is_configured(
@@ -69,8 +70,10 @@ def test_workers_fetch_missing_chunks_from_the_zone_and_verify_them(
     arr = da.random.default_rng(8).standard_normal((60, 10), chunks=(20, 10))
     ref = to_kachery(arr)
     manifest = read_manifest(ref)  # this process: fetched from the zone
-    assert all((zone_dir / "sha1" / r.sha1[:2] / r.sha1[2:4] / r.sha1[4:6] / r.sha1).is_file()
-               for r in manifest.chunk_refs)
+    assert all(
+        (zone_dir / "sha1" / r.sha1[:2] / r.sha1[2:4] / r.sha1[4:6] / r.sha1).is_file()
+        for r in manifest.chunk_refs
+    )
 
     readers = tmp_path / "readers"
     client.register_plugin(KacheryPlugin(readers))  # fresh local stores, same zone
@@ -114,8 +117,9 @@ def test_removing_the_plugin_restores_the_environment(
 def test_plugin_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KACHERY_ZONE", "lab")
-    plugin = KacheryPlugin("relative/store", fsync=True, multi_user=True, retry_seconds=5,
-                           env={"AWS_PROFILE": "lab"})
+    plugin = KacheryPlugin(
+        "relative/store", fsync=True, multi_user=True, retry_seconds=5, env={"AWS_PROFILE": "lab"}
+    )
     assert plugin.environ == {
         "KACHERY_CLOUD_DIR": str(tmp_path / "relative" / "store"),
         "KACHERY_ZONE": "lab",
@@ -144,8 +148,9 @@ def test_worker_root_keeps_each_workers_own_root(
 ) -> None:
     client.unregister_worker_plugin("kachery-flows")
     own = client.run(dask_funcs.default_root)  # each worker's own default (nothing written)
-    client.register_plugin(KacheryPlugin(WORKER_ROOT, zone=(tmp_path / "z").as_uri(),
-                                         max_size="1M"))
+    client.register_plugin(
+        KacheryPlugin(WORKER_ROOT, zone=(tmp_path / "z").as_uri(), max_size="1M")
+    )
     assert client.run(dask_funcs.default_root) == own
     after = client.run(dask_funcs.worker_environment)
     assert {env["KACHERY_ZONE"] for env in after.values()} == {(tmp_path / "z").as_uri()}

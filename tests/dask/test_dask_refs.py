@@ -79,14 +79,16 @@ def test_cached_pipeline_with_submit_passes_only_refs(
     np.testing.assert_allclose(load_ref(refs[2]), expected)
     assert dask_funcs.count(marker) == 3
     # the same calls again, under new keys: every task is a cache hit
-    again = client.gather([
-        client.submit(f, *args, pure=False)
-        for f, args in (
-            (dask_funcs.make_recording, (4, 20_000, 7, marker)),
-            (dask_funcs.highpass, (refs[0], 25, marker)),
-            (dask_funcs.channel_rms, (refs[1], marker)),
-        )
-    ])
+    again = client.gather(
+        [
+            client.submit(f, *args, pure=False)
+            for f, args in (
+                (dask_funcs.make_recording, (4, 20_000, 7, marker)),
+                (dask_funcs.highpass, (refs[0], 25, marker)),
+                (dask_funcs.channel_rms, (refs[1], marker)),
+            )
+        ]
+    )
     assert again == refs and dask_funcs.count(marker) == 3
 
 
@@ -129,8 +131,9 @@ def test_cached_functions_travel_by_reference_with_stable_keys(
     # memo cache still computes it only once
     same = [client.submit(dask_funcs.make_recording, 3, 10, 2, marker) for _ in range(2)]
     assert same[0].key == same[1].key
-    fresh = [client.submit(dask_funcs.make_recording, 3, 10, 2, marker, pure=False)
-             for _ in range(3)]
+    fresh = [
+        client.submit(dask_funcs.make_recording, 3, 10, 2, marker, pure=False) for _ in range(3)
+    ]
     assert len({f.key for f in fresh}) == 3
     assert len(set(client.gather(same + fresh))) == 1
     assert dask_funcs.count(marker, "make_recording") == 1

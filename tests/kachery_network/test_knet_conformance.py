@@ -46,4 +46,3 @@ class TestScratchKacheryNetworkZone(TestKacheryNetworkZone):
     zone_name = "scratch"
     directory = "scratch"
     api_key = None
-

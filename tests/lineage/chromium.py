@@ -20,9 +20,16 @@ from typing import Any
 from websockets.sync.client import ClientConnection, connect
 
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--remote-debugging-port=0", "--window-size=1280,800",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--remote-debugging-port=0",
+    "--window-size=1280,800",
 ]
 
 
@@ -36,7 +43,8 @@ class Chromium:
         self.profile.mkdir(parents=True)
         self.proc = subprocess.Popen(
             [binary, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         port_file = self.profile / "DevToolsActivePort"
         deadline = time.monotonic() + 60
@@ -54,8 +62,13 @@ class Chromium:
         page = Page(connect(ws, max_size=None, open_timeout=30))
         for domain in ("Page", "Runtime", "Log", "Network"):
             page.send(f"{domain}.enable")
-        page.send("Emulation.setDeviceMetricsOverride", width=1280, height=800,
-                  deviceScaleFactor=1, mobile=False)
+        page.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=1280,
+            height=800,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
         page.send("Page.navigate", url=url)
         page.wait_for("Page.loadEventFired")
         return page
@@ -64,7 +77,9 @@ class Chromium:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None,
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.proc.terminate()
@@ -117,13 +132,21 @@ class Page:
         errors = []
         for e in self.events:
             method, params = e.get("method"), e.get("params", {})
-            if method == "Runtime.exceptionThrown" or (
-                method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert")
-            ) or (method == "Log.entryAdded" and params["entry"].get("level") == "error"):
+            if (
+                method == "Runtime.exceptionThrown"
+                or (
+                    method == "Runtime.consoleAPICalled"
+                    and params.get("type") in ("error", "assert")
+                )
+                or (method == "Log.entryAdded" and params["entry"].get("level") == "error")
+            ):
                 errors.append(e)
         return errors
 
     def requests(self) -> list[str]:
         """URLs of every request the page made (the page's own file included)."""
-        return [e["params"]["request"]["url"] for e in self.events
-                if e.get("method") == "Network.requestWillBeSent"]
+        return [
+            e["params"]["request"]["url"]
+            for e in self.events
+            if e.get("method") == "Network.requestWillBeSent"
+        ]

@@ -44,8 +44,11 @@ def pipeline_run(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
     )
     env.pop("PREFECT_API_URL", None)  # Prefect's ephemeral server, in process A
     proc = subprocess.run(
-        [sys.executable, str(HERE / "run_pipeline.py")], env=env, capture_output=True,
-        text=True, timeout=600,
+        [sys.executable, str(HERE / "run_pipeline.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-5000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])

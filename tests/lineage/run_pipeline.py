@@ -25,10 +25,16 @@ def pipeline(filtered, raw):  # type: ignore[no-untyped-def]
 
 
 if __name__ == "__main__":
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-        host="127.0.0.1",
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            host="127.0.0.1",
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         client.register_plugin(KacheryPlugin())
         base = to_kachery(da.arange(400.0, chunks=100), label="base")
         raw = to_kachery(from_kachery(base) * 2.0, label="raw")
@@ -37,7 +43,14 @@ if __name__ == "__main__":
         summary = pipeline(filtered, raw)
     # the serializer stored the summary as canonical JSON: its hash is the result's
     summary_sha1 = hashlib.sha1(encode_json(summary)).hexdigest()
-    print(json.dumps({
-        "base": base.sha1, "raw": raw.sha1, "filtered": filtered.sha1,
-        "summary": summary_sha1, "key": smooth.key(raw, 5),
-    }))
+    print(
+        json.dumps(
+            {
+                "base": base.sha1,
+                "raw": raw.sha1,
+                "filtered": filtered.sha1,
+                "summary": summary_sha1,
+                "key": smooth.key(raw, 5),
+            }
+        )
+    )

@@ -26,7 +26,9 @@ def on_machine_b(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, zone: Path) ->
 
 
 def test_tree_json_and_depth(
-    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    pipeline: Pipeline,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     p = pipeline
@@ -39,7 +41,8 @@ def test_tree_json_and_depth(
         f"filtered <- sha1://{p.filtered}  pipeline_funcs.smooth [memo]",
         f"raw <- sha1://{p.raw}  kachery_flows.dask.to_kachery [dask]",
         f"array <- sha1://{p.base}  kachery_flows.dask.to_kachery [dask]",
-        "in width: int = 5", f"raw <- sha1://{p.raw}  (shown above)",
+        "in width: int = 5",
+        f"raw <- sha1://{p.raw}  (shown above)",
     ):
         assert expected in text
     assert "gap" not in text
@@ -54,7 +57,9 @@ def test_tree_json_and_depth(
 
 
 def test_gaps_are_reported_and_bad_input_is_a_usage_error(
-    pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    pipeline: Pipeline,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     p = pipeline
@@ -73,18 +78,26 @@ def test_control_characters_from_records_are_escaped(tmp_path: Path) -> None:
     evil = Store(tmp_path / "evil", zone=f"file://{zone}", fsync=False)
     target = evil.put_text("made by someone else")
     record = {
-        "schema": "kachery-flows-record-1", "function": "steal\x1b]52;c;aGk=\x07\x1b[2J",
-        "host": "h\x9b31m", "code": "c\r", "version": None, "key": "k",
+        "schema": "kachery-flows-record-1",
+        "function": "steal\x1b]52;c;aGk=\x07\x1b[2J",
+        "host": "h\x9b31m",
+        "code": "c\r",
+        "version": None,
+        "key": "k",
         "inputs": {"x\x1b[1A": {"type": "str", "token": "t", "value": "v\x1b[0m"}},
-        "result": {"sha1": target.sha1, "uri": target.uri}, "duration": 1.0,
-        "created": "2026-01-01T00:00:00+00:00", "producer": {"tool": "memo\x1b"},
+        "result": {"sha1": target.sha1, "uri": target.uri},
+        "duration": 1.0,
+        "created": "2026-01-01T00:00:00+00:00",
+        "producer": {"tool": "memo\x1b"},
     }
     forged = evil.put_json(record)
     evil.zone.set_ref(index_name(target.sha1), f"kfl1 {forged.sha1}")  # type: ignore[union-attr]
     env = dict(os.environ, KACHERY_CLOUD_DIR=str(tmp_path / "me"), KACHERY_ZONE=f"file://{zone}")
     proc = subprocess.run(
-        [sys.executable, "-m", "kachery_flows", "lineage", target.uri], env=env,
-        capture_output=True, timeout=120,
+        [sys.executable, "-m", "kachery_flows", "lineage", target.uri],
+        env=env,
+        capture_output=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout

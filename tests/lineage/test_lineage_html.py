@@ -33,8 +33,10 @@ OVERLAPS = """(() => {
 
 
 def click(page: Page, selector: str) -> None:
-    page.eval(f"document.querySelector({selector!r}).dispatchEvent("
-              "new MouseEvent('click', {bubbles: true}))")
+    page.eval(
+        f"document.querySelector({selector!r}).dispatchEvent("
+        "new MouseEvent('click', {bubbles: true}))"
+    )
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -48,8 +50,9 @@ def assert_clean(page: Page, url: str) -> None:
     assert page.requests() == [url]  # the page itself, nothing else
 
 
-def write_page(tmp_path: Path, uri: str, monkeypatch: pytest.MonkeyPatch,
-               zone: Path | None = None) -> tuple[Path, str]:
+def write_page(
+    tmp_path: Path, uri: str, monkeypatch: pytest.MonkeyPatch, zone: Path | None = None
+) -> tuple[Path, str]:
     if zone is not None:
         monkeypatch.setenv("KACHERY_ZONE", f"file://{zone}")
     page = tmp_path / "lineage.html"

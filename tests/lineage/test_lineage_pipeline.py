@@ -47,8 +47,10 @@ def test_machine_b_gets_exactly_the_pipeline_dag(pipeline: Pipeline, tmp_path: P
     assert graph.root == p.summary
     assert list(graph.nodes) == [p.summary, p.filtered, p.raw, p.base]
     assert edges(graph) == {
-        (p.summary, p.filtered, "filtered"), (p.summary, p.raw, "raw"),
-        (p.filtered, p.raw, "raw"), (p.raw, p.base, "array"),
+        (p.summary, p.filtered, "filtered"),
+        (p.summary, p.raw, "raw"),
+        (p.filtered, p.raw, "raw"),
+        (p.raw, p.base, "array"),
     }
     assert graph.complete and graph.gaps == [] and not any(e.cycle for e in graph.edges)
     n = graph.nodes

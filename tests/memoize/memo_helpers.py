@@ -24,8 +24,12 @@ def run_python(
 ) -> str:
     """Run ``python args...`` in a fresh interpreter; return its stdout (must exit 0)."""
     proc = subprocess.run(
-        [sys.executable, *args], env=python_env(**extra), cwd=cwd, capture_output=True,
-        text=True, timeout=timeout,
+        [sys.executable, *args],
+        env=python_env(**extra),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout

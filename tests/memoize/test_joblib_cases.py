@@ -274,12 +274,14 @@ def test_wrapper_of_a_module_function_pickles_across_processes() -> None:
     cached = kachery_cached(memo_funcs.plain_double)
     assert cached(5) == 10
     code = (
-        "import pickle, sys; f = pickle.loads(sys.stdin.buffer.read()); "
-        "print(f.is_cached(5), f(5))"
+        "import pickle, sys; f = pickle.loads(sys.stdin.buffer.read()); print(f.is_cached(5), f(5))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], input=pickle.dumps(cached), capture_output=True,
-        check=True, env=python_env(),
+        [sys.executable, "-c", code],
+        input=pickle.dumps(cached),
+        capture_output=True,
+        check=True,
+        env=python_env(),
     ).stdout.decode()
     assert out.split() == ["True", "10"]
 
@@ -326,8 +328,26 @@ def test_hashes_of_equal_values_agree() -> None:
     def ident(x: Any) -> Any:
         return x
 
-    values = [1, 2, 1.0, 2.0, 1 + 1j, "a", "b", (1,), (1, 1), [1], [1, 1], {1: 1}, {1: 2},
-              {2: 1}, None, {"a", 1}, {"a", 1, ("a", 1)}, {"a": 1, 1: 2}]
+    values = [
+        1,
+        2,
+        1.0,
+        2.0,
+        1 + 1j,
+        "a",
+        "b",
+        (1,),
+        (1, 1),
+        [1],
+        [1, 1],
+        {1: 1},
+        {1: 2},
+        {2: 1},
+        None,
+        {"a", 1},
+        {"a", 1, ("a", 1)},
+        {"a": 1, 1: 2},
+    ]
     keys = [ident.key(v) for v in values]
     assert len(set(keys)) == len(values)
     names = [f"#s{n}__c_maps.nii.gz" for n in (12069, 12158, 12258, 13817, 13983)]

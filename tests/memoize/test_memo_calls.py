@@ -156,7 +156,9 @@ def test_ref_arguments_and_records(marker: str) -> None:
     assert signal_record is not None
     assert signal_record["result"]["sha1"] == ref.sha1
     assert signal_record["inputs"]["n"] == {
-        "type": "int", "value": 50, "token": signal_record["inputs"]["n"]["token"]
+        "type": "int",
+        "value": 50,
+        "token": signal_record["inputs"]["n"]["token"],
     }
     assert len(signal_record["result"]["array_token"]) > 32
     assert memo_funcs.total_of_ref.record(Ref("cd" * 20), marker) is None
@@ -196,7 +198,6 @@ def test_exceptions_are_not_cached() -> None:
     assert not flaky.is_cached(1)
     assert flaky(1) == 1 and flaky(1) == 1
     assert attempts == [1, 1]
-
 
 
 def _lock_is_free(fn: Any, *args: Any) -> bool:

@@ -37,7 +37,10 @@ def _start(
         go.touch()
     return subprocess.Popen(
         [sys.executable, "-c", CALL.format(delay=delay), marker, str(go)],
-        env=python_env(**env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=python_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -116,8 +119,12 @@ def _write_lock(path: Path, **info: object) -> None:
 def test_lock_of_a_dead_process_on_this_host_is_broken_at_once(
     marker: str, shared_zone: dict[str, str]
 ) -> None:
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     path = _lock_path(marker, 5.0)
     _write_lock(path, pid=int(done.stdout), host=_lock._host())
     assert memo_funcs.slow_square(5.0, marker) == 25.0
@@ -216,8 +223,11 @@ def test_a_fifo_or_symlink_at_the_lock_table_never_hangs_a_call(
         (tmp_path / "elsewhere").write_text("")
         table.symlink_to(tmp_path / "elsewhere")
     proc = subprocess.run(
-        [sys.executable, "-c", PLANTED, str(root)], env=python_env(), capture_output=True,
-        text=True, timeout=60,
+        [sys.executable, "-c", PLANTED, str(root)],
+        env=python_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("refused:") and "lock table" in proc.stdout
@@ -232,12 +242,13 @@ def test_a_fifo_at_a_shared_lock_path_never_hangs_a_call(
     os.mkfifo(path)
     old = time.time() - 3600
     os.utime(path, (old, old))
-    code = (
-        "import sys, memo_funcs; print(memo_funcs.slow_square(8.0, sys.argv[1]))"
-    )
+    code = "import sys, memo_funcs; print(memo_funcs.slow_square(8.0, sys.argv[1]))"
     proc = subprocess.run(
-        [sys.executable, "-c", code, marker], env=python_env(**shared_zone),
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", code, marker],
+        env=python_env(**shared_zone),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "64.0"

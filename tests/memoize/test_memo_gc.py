@@ -222,8 +222,15 @@ def test_cli_gc_and_info(marker: str, capsys: pytest.CaptureFixture[str]) -> Non
 
     code, out = run_cli(capsys, "info", key)
     assert code == 0
-    for text in ("function: memo_funcs.signal_ref", "n: int value=20", ref.sha1, "duration:",
-                 "host:", "created:", "(present)"):
+    for text in (
+        "function: memo_funcs.signal_ref",
+        "n: int value=20",
+        ref.sha1,
+        "duration:",
+        "host:",
+        "created:",
+        "(present)",
+    ):
         assert text in out
     code, out = run_cli(capsys, "info", key, "--json")
     info = json.loads(out)
@@ -241,8 +248,10 @@ def test_cli_gc_and_info(marker: str, capsys: pytest.CaptureFixture[str]) -> Non
     age(get_default_store().root, 3)
     code, out = run_cli(capsys, "gc", "--dry-run", "--json")
     report = json.loads(out)
-    assert code == 0 and report["dry_run"] and sorted(report["deleted_objects"]) == sorted(
-        [ref.sha1, record_sha1]
+    assert (
+        code == 0
+        and report["dry_run"]
+        and sorted(report["deleted_objects"]) == sorted([ref.sha1, record_sha1])
     )
     assert _exists(ref)
     code, out = run_cli(capsys, "gc", "--older-than", "2")

@@ -131,10 +131,20 @@ def test_inline_pickles_from_elsewhere_are_never_unpickled(tmp_path: Path) -> No
         "print(g.is_cached(1), g(1))"
     )
     root = str(tmp_path / "own")
-    first = subprocess.run([sys.executable, "-c", code, root], env=python_env(),
-                           capture_output=True, text=True, check=True).stdout
-    again = subprocess.run([sys.executable, "-c", code, root], env=python_env(),
-                           capture_output=True, text=True, check=True).stdout
+    first = subprocess.run(
+        [sys.executable, "-c", code, root],
+        env=python_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    again = subprocess.run(
+        [sys.executable, "-c", code, root],
+        env=python_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert first.split() == ["False", "(1,", "'x')"] and again.split()[0] == "True"
     assert not (Path(root) / ".kachery-flows" / "memo" / "trusted").exists()
 
@@ -188,8 +198,10 @@ def test_small_misses_killed_at_random_points_leave_only_good_entries(
     rng = random.Random(int(fsync))
     for _ in range(6):
         proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(root), fsync], env=python_env(),
-            stdout=subprocess.PIPE, text=True,
+            [sys.executable, "-c", CHILD, str(root), fsync],
+            env=python_env(),
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         time.sleep(rng.uniform(0.05, 0.4))

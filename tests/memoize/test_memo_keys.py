@@ -170,13 +170,13 @@ def f(x,
 EDITED = BASE.replace("return x * scale", "return x * scale + 1")
 DEFAULT = BASE.replace("scale=2", "scale=3")
 
-VERSIONED = '''
+VERSIONED = """
 from kachery_flows import kachery_cached
 
 @kachery_cached(version="{version}")
 def f(x, scale=2):
     return {body}
-'''
+"""
 
 
 def test_body_changes_change_the_key_cosmetic_ones_do_not(tmp_path: Path) -> None:
@@ -232,7 +232,9 @@ def test_keys_are_stable_across_processes_hash_seeds_and_directories(tmp_path: P
         cwd = tmp_path / f"cwd{i}"
         cwd.mkdir()
         out = run_python(
-            ["-c", script], cwd=cwd, PYTHONHASHSEED=seed,
+            ["-c", script],
+            cwd=cwd,
+            PYTHONHASHSEED=seed,
             KACHERY_CLOUD_DIR=str(tmp_path / f"store{i}"),
         )
         outputs.append(json.loads(out))
@@ -298,6 +300,7 @@ def test_keys_stay_byte_identical_across_releases() -> None:
     by_source = kachery_cached(_named(plus_one, "pinned.analysis", "plus_one"))
     assert by_source.code == PINNED_SOURCE_CODE
     assert by_source.key(7) == PINNED_SOURCE_KEY
+
     def make(scale: float) -> Any:
         def scaled(x: float) -> float:
             return x * scale

@@ -23,7 +23,7 @@ def test_module_functions_pickle_by_reference() -> None:
     assert pickle.loads(pickle.dumps(raw)) is raw
 
 
-MAIN_SCRIPT = '''
+MAIN_SCRIPT = """
 import json, sys
 import cloudpickle
 from kachery_flows import kachery_cached
@@ -41,14 +41,14 @@ if __name__ == "__main__":
                       "identity": spectrum.identity, "code": spectrum.code}))
     with open(sys.argv[1], "wb") as f:
         cloudpickle.dump(spectrum, f)
-'''
+"""
 
-LOAD_SCRIPT = '''
+LOAD_SCRIPT = """
 import json, pickle, sys
 f = pickle.load(open(sys.argv[1], "rb"))
 print(json.dumps({"key": f.key(2.0), "cached": f.is_cached(2.0), "value": f(2.0),
                   "identity": f.identity, "code": f.code, "other": f(3.0, n=2)}))
-'''
+"""
 
 
 def test_main_functions_travel_by_value_and_keep_their_key(tmp_path: Path) -> None:
@@ -57,16 +57,21 @@ def test_main_functions_travel_by_value_and_keep_their_key(tmp_path: Path) -> No
     pickled, marker = tmp_path / "spectrum.pkl", tmp_path / "runs.txt"
     store = str(tmp_path / "store")
     first = json.loads(
-        run_python([str(script), str(pickled), str(marker)], KACHERY_CLOUD_DIR=store,
-                   PYTHONHASHSEED="1")
+        run_python(
+            [str(script), str(pickled), str(marker)], KACHERY_CLOUD_DIR=store, PYTHONHASHSEED="1"
+        )
     )
     assert first["identity"] == "__main__.spectrum" and first["value"] == [0.0, 2.0, 4.0]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     script.unlink()  # the source is gone: the code fingerprint travels with the function
     second = json.loads(
-        run_python(["-c", LOAD_SCRIPT, str(pickled), str(marker)], cwd=elsewhere,
-                   KACHERY_CLOUD_DIR=store, PYTHONHASHSEED="2")
+        run_python(
+            ["-c", LOAD_SCRIPT, str(pickled), str(marker)],
+            cwd=elsewhere,
+            KACHERY_CLOUD_DIR=store,
+            PYTHONHASHSEED="2",
+        )
     )
     assert second["key"] == first["key"] and second["code"] == first["code"]
     assert second["cached"] is True and second["value"] == first["value"]
@@ -74,7 +79,7 @@ def test_main_functions_travel_by_value_and_keep_their_key(tmp_path: Path) -> No
     assert marker.read_text().split() == ["run", "run"]  # 2.0 once (first process), 3.0 once
 
 
-POOL_SCRIPT = '''
+POOL_SCRIPT = """
 import json, multiprocessing, sys
 from kachery_flows import kachery_cached
 
@@ -91,7 +96,7 @@ if __name__ == "__main__":
         first = pool.map(double, [1, 2, 3])
         again = pool.map(double, [3, 2, 1])
     print(json.dumps([first, again, double.is_cached(2)]))
-'''
+"""
 
 
 def test_main_functions_run_in_a_spawn_pool(tmp_path: Path) -> None:
@@ -108,19 +113,20 @@ def test_dask_worker_processes_share_one_cache(marker: str) -> None:
     distributed = pytest.importorskip("distributed")
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
             host="127.0.0.1",
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
         futures = [
-            client.submit(memo_funcs.make_signal, 20_000, 9, marker, pure=False)
-            for _ in range(4)
+            client.submit(memo_funcs.make_signal, 20_000, 9, marker, pure=False) for _ in range(4)
         ]
         arrays = client.gather(futures)
         refs = client.gather(
-            [client.submit(memo_funcs.signal_ref, 20_000, 9, marker, pure=False)
-             for _ in range(2)]
+            [client.submit(memo_funcs.signal_ref, 20_000, 9, marker, pure=False) for _ in range(2)]
         )
         totals = client.gather(
             [client.submit(memo_funcs.total_of_ref, ref, marker, pure=False) for ref in refs]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from memo_helpers import run_python
 
-FLOW_SCRIPT = '''
+FLOW_SCRIPT = """
 import asyncio, inspect, json, sys
 import memo_funcs
 from prefect import flow, task
@@ -43,7 +43,7 @@ if __name__ == "__main__":
     second = asyncio.run(analysis([2.0, 1.0]))
     print(json.dumps({"first": first, "second": second, "isasync": scale.isasync,
                       "sync_isasync": square.isasync}))
-'''
+"""
 
 
 @pytest.mark.integration
@@ -54,14 +54,19 @@ def test_cached_functions_as_prefect_tasks(tmp_path: Path) -> None:
     marker = tmp_path / "runs.txt"
     home = tmp_path / "prefect-home"
     out = run_python(
-        [str(script), str(marker)], timeout=600, PREFECT_HOME=str(home),
-        PREFECT_SERVER_ANALYTICS_ENABLED="false", PREFECT_API_URL="",
+        [str(script), str(marker)],
+        timeout=600,
+        PREFECT_HOME=str(home),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_API_URL="",
         PREFECT_PROFILES_PATH=str(home / "profiles.toml"),
         PREFECT_LOGGING_LEVEL="WARNING",
     )
     result = json.loads(out.strip().splitlines()[-1])
     assert result == {
-        "first": [3.0, 12.0, 12.0], "second": [12.0, 3.0], "isasync": True,
+        "first": [3.0, 12.0, 12.0],
+        "second": [12.0, 3.0],
+        "isasync": True,
         "sync_isasync": False,
     }
     runs = marker.read_text().split()

@@ -27,7 +27,10 @@ def cluster_address(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator
     distributed = pytest.importorskip("distributed")
     monkeypatch.setenv("KF_TEST_MARKER", str(tmp_path / "runs.txt"))
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
         host="127.0.0.1",
     ) as cluster:
         yield cluster.scheduler_address

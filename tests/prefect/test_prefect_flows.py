@@ -60,7 +60,7 @@ def test_completed_then_cached_in_a_new_flow_run(results_dir: Path, marker: Path
     assert runs(marker, "make_signal") == 1
     np.testing.assert_array_equal(first.result(), second.result())
     np.testing.assert_array_equal(signal_flow(1000, 1), first.result())
-    (uri, record), = records(results_dir).items()
+    ((uri, record),) = records(results_dir).items()
     assert (results_dir / Path(record["metadata"]["storage_key"]).name).stat().st_size < 1024
     assert record["metadata"]["serializer"]["type"] == "kachery"
     ref = parse_uri(uri)
@@ -68,9 +68,7 @@ def test_completed_then_cached_in_a_new_flow_run(results_dir: Path, marker: Path
     np.testing.assert_array_equal(ref.load(), first.result())
 
 
-def test_different_tasks_with_equal_inputs_do_not_collide(
-    results_dir: Path, marker: Path
-) -> None:
+def test_different_tasks_with_equal_inputs_do_not_collide(results_dir: Path, marker: Path) -> None:
     @flow
     def powers(x: float) -> tuple[float, float]:
         return square(x), cube(x)
@@ -80,9 +78,7 @@ def test_different_tasks_with_equal_inputs_do_not_collide(
     assert runs(marker) == 2 and len(records(results_dir)) == 2
 
 
-def test_a_missing_object_means_recomputation_not_failure(
-    results_dir: Path, marker: Path
-) -> None:
+def test_a_missing_object_means_recomputation_not_failure(results_dir: Path, marker: Path) -> None:
     store = get_default_store()
     expected = signal_flow(500, 7)
     (uri,) = records(results_dir)
@@ -99,9 +95,7 @@ def test_a_missing_object_means_recomputation_not_failure(
     assert runs(marker, "make_signal") == 3 and any(store.quarantine_dir.iterdir())
 
 
-def test_refs_pass_between_tasks_and_stay_tiny_records(
-    results_dir: Path, marker: Path
-) -> None:
+def test_refs_pass_between_tasks_and_stay_tiny_records(results_dir: Path, marker: Path) -> None:
     ref, total = ref_flow(20_000, 3)
     assert isinstance(ref, Ref) and ref.codec == "npy" and ref.label == "make_signal_ref.npy"
     signal = ref.load()

@@ -145,8 +145,11 @@ def test_keys_are_stable_across_processes_and_hash_seeds() -> None:
     env = dict(os.environ, PYTHONPATH=path)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", KEY_SCRIPT], env=dict(env, PYTHONHASHSEED=seed),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-c", KEY_SCRIPT],
+            env=dict(env, PYTHONHASHSEED=seed),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for seed in ("1", "2", "3")
     ]

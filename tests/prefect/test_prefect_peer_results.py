@@ -86,8 +86,7 @@ def test_failed_flow_exception_is_persisted(results_dir: Path) -> None:
 
 
 @pytest.mark.parametrize("source", ["task", "flow"])
-def test_task_serializer_from_task_or_inherited_from_flow(results_dir: Path,
-                                                          source: str) -> None:
+def test_task_serializer_from_task_or_inherited_from_flow(results_dir: Path, source: str) -> None:
     on_task = {"result_serializer": KACHERY} if source == "task" else {}
     on_flow = {"result_serializer": KACHERY} if source == "flow" else {}
 
@@ -137,8 +136,7 @@ def test_flow_result_storage_by_slug(results_dir: Path) -> None:
     name = f"peer-{uuid.uuid4().hex[:10]}"
     KacheryStorage().save(name)
 
-    @flow(persist_result=True, result_serializer=KACHERY,
-          result_storage=f"kachery-storage/{name}")
+    @flow(persist_result=True, result_serializer=KACHERY, result_storage=f"kachery-storage/{name}")
     def run() -> list[str]:
         return ["stored", "in", "kachery"]
 

@@ -50,10 +50,21 @@ CODE = "def dog(p: str) -> int:\n    print('woof!' + p)  # !@#$%^&*()_+-\n"
 
 # Prefect's SERIALIZER_TEST_CASES: values every serializer must round-trip
 VALUES = [
-    1, "test", {"foo": "bar"}, ["x", "y"], UUID, Model(x=1, y=UUID), Pair(1, "test"),
-    b"test string", "test string".encode("ascii"), PairBytes(1, b"test"),
+    1,
+    "test",
+    {"foo": "bar"},
+    ["x", "y"],
+    UUID,
+    Model(x=1, y=UUID),
+    Pair(1, "test"),
+    b"test string",
+    "test string".encode("ascii"),
+    PairBytes(1, b"test"),
     # JSONSerializer's complex-bytes cases
-    CODE.encode(), CODE.encode("latin_1"), [CODE.encode()], {"key": CODE.encode("ascii")},
+    CODE.encode(),
+    CODE.encode("latin_1"),
+    [CODE.encode()],
+    {"key": CODE.encode("ascii")},
 ]
 
 
@@ -91,15 +102,15 @@ def test_serializer_from_dict_object_and_type_string() -> None:
 
 def test_record_with_full_data_and_with_result_only() -> None:
     ser = KacherySerializer()
-    record = ResultRecord(result="The results are in...",
-                          metadata=ResultRecordMetadata(storage_key="k", serializer=ser))
+    record = ResultRecord(
+        result="The results are in...",
+        metadata=ResultRecordMetadata(storage_key="k", serializer=ser),
+    )
     assert ResultRecord.deserialize(record.serialize()).result == "The results are in..."
     raw = ser.dumps("The results are in...")
     with pytest.raises(ValidationError):
         ResultRecord.deserialize(raw)
-    assert ResultRecord.deserialize(raw, backup_serializer=ser).result == (
-        "The results are in..."
-    )
+    assert ResultRecord.deserialize(raw, backup_serializer=ser).result == ("The results are in...")
 
 
 def test_invalid_kachery_serializer_fields_surface() -> None:
@@ -111,8 +122,11 @@ def test_invalid_kachery_serializer_fields_surface() -> None:
 
 @pytest.mark.parametrize("storage", ["local", "kachery"])
 def test_result_store_write_read_exists(tmp_path: Path, storage: str) -> None:
-    block: Any = (LocalFileSystem(basepath=str(tmp_path / "results")) if storage == "local"
-                  else KacheryStorage(root=str(tmp_path / "store")))
+    block: Any = (
+        LocalFileSystem(basepath=str(tmp_path / "results"))
+        if storage == "local"
+        else KacheryStorage(root=str(tmp_path / "store"))
+    )
     store = ResultStore(result_storage=block, serializer=KacherySerializer())
     store.write(key="test", obj={"a": np.arange(3.0).tolist()})
     assert store.exists("test") and not store.exists("nonexistent")
@@ -127,8 +141,9 @@ def test_result_store_with_metadata_storage(tmp_path: Path, storage: str) -> Non
     else:  # Prefect writes metadata and result under one key: separate namespaces
         meta = KacheryStorage(root=str(tmp_path / "s"), namespace="prefect-keys")
         results = KacheryStorage(root=str(tmp_path / "s"))
-    store = ResultStore(metadata_storage=meta, result_storage=results,
-                        serializer=KacherySerializer())
+    store = ResultStore(
+        metadata_storage=meta, result_storage=results, serializer=KacherySerializer()
+    )
     store.write(key="test", obj="test")
     assert store.read(key="test").result == "test"
     assert store.exists("test") and not store.exists("nonexistent")
@@ -137,12 +152,17 @@ def test_result_store_with_metadata_storage(tmp_path: Path, storage: str) -> Non
 
 
 def test_cached_record_expiration(tmp_path: Path) -> None:
-    store = ResultStore(result_storage=LocalFileSystem(basepath=str(tmp_path)),
-                        serializer=KacherySerializer(), cache_result_in_memory=True)
-    fresh = store.create_result_record("v", key="fresh",
-                                       expiration=now("UTC") + timedelta(seconds=60))
-    stale = store.create_result_record("v", key="stale",
-                                       expiration=now("UTC") - timedelta(seconds=1))
+    store = ResultStore(
+        result_storage=LocalFileSystem(basepath=str(tmp_path)),
+        serializer=KacherySerializer(),
+        cache_result_in_memory=True,
+    )
+    fresh = store.create_result_record(
+        "v", key="fresh", expiration=now("UTC") + timedelta(seconds=60)
+    )
+    stale = store.create_result_record(
+        "v", key="stale", expiration=now("UTC") - timedelta(seconds=1)
+    )
     store.persist_result_record(fresh)
     store.persist_result_record(stale)
     assert store.read("fresh").result == "v" and store.exists("fresh")
@@ -151,8 +171,9 @@ def test_cached_record_expiration(tmp_path: Path) -> None:
 
 # ---- failures seen when Prefect's cases first ran against kachery (issue 16)
 
+
 def test_an_int_beyond_the_str_digit_limit_is_pickled(store: Store) -> None:
-    big = 7 ** 6000  # 5071 digits: str() refuses it, so JSON cannot hold it
+    big = 7**6000  # 5071 digits: str() refuses it, so JSON cannot hold it
     ser = KacherySerializer(store=store)
     blob = ser.dumps(big)
     assert parse_uri(blob.decode()).label == "result.pkl"
@@ -161,7 +182,7 @@ def test_an_int_beyond_the_str_digit_limit_is_pickled(store: Store) -> None:
 
     @kachery_cached(store=store)
     def power(n: int) -> int:
-        return 7 ** n
+        return 7**n
 
     assert power(6000) == big and power(6000) == big and power.is_cached(6000)
 

@@ -98,8 +98,11 @@ def _env(prefect_api_url: str, results_dir: Path, **extra: str) -> dict[str, str
 
 def _start(script: Path, args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(script), *args], env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        [sys.executable, str(script), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -128,9 +131,17 @@ def test_another_machine_hits_the_cache_through_shared_results_and_zone(
     script = tmp_path / "hit.py"
     script.write_text(HIT_SCRIPT)
     machine_b = tmp_path / "machine-b"
-    out = _output(_start(script, ["5000", "11"], _env(
-        prefect_api_url, results_dir, KACHERY_CLOUD_DIR=str(machine_b),
-    )))
+    out = _output(
+        _start(
+            script,
+            ["5000", "11"],
+            _env(
+                prefect_api_url,
+                results_dir,
+                KACHERY_CLOUD_DIR=str(machine_b),
+            ),
+        )
+    )
     assert out == {"state": "Cached", "sum": expected, "type": "ndarray"}
     assert runs(marker, "make_signal") == 1
     b_objects = set(Store(machine_b).iter_hashes())

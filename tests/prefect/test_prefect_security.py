@@ -73,22 +73,34 @@ if __name__ == "__main__":
 
 
 def _victim(env_extra: dict[str, str], args: list[str], api_url: str) -> dict[str, Any]:
-    env = dict(os.environ, PREFECT_API_URL=api_url, PREFECT_LOGGING_LEVEL="ERROR",
-               PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-               **env_extra)
-    proc = subprocess.run([sys.executable, "-c", VICTIM, *args], env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = dict(
+        os.environ,
+        PREFECT_API_URL=api_url,
+        PREFECT_LOGGING_LEVEL="ERROR",
+        PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        **env_extra,
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", VICTIM, *args], env=env, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return out
 
 
 def _record(serializer: dict[str, Any], result: str) -> bytes:
-    return json.dumps({
-        "metadata": {"storage_key": KEY, "expiration": None, "serializer": serializer,
-                     "prefect_version": "3.9.1", "storage_block_id": None},
-        "result": result,
-    }).encode()
+    return json.dumps(
+        {
+            "metadata": {
+                "storage_key": KEY,
+                "expiration": None,
+                "serializer": serializer,
+                "prefect_version": "3.9.1",
+                "storage_block_id": None,
+            },
+            "result": result,
+        }
+    ).encode()
 
 
 def test_a_record_cannot_choose_the_store_its_reader_opens(
@@ -107,12 +119,12 @@ def test_a_record_cannot_choose_the_store_its_reader_opens(
     with pytest.raises(ValidationError, match="records cannot choose the store"):
         ResultRecord.deserialize(zoned)
 
-    out = _victim({"PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(results_dir)}, [],
-                  prefect_api_url)
+    out = _victim({"PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(results_dir)}, [], prefect_api_url)
     assert out == {"state": "Completed", "value": 42}  # recomputed, not loaded
     assert not pwned.exists()
     assert json.loads((results_dir / KEY).read_bytes())["metadata"]["serializer"] == {
-        "type": "kachery", "artifact": False,
+        "type": "kachery",
+        "artifact": False,
     }  # Prefect rewrote the entry with this process's own record
 
 
@@ -134,8 +146,11 @@ def test_kachery_storage_refuses_records_of_other_serializers(
     with pytest.raises(RefusedRecordError):
         block.write_path("other", record)  # nor does it keep them when Prefect writes
 
-    out = _victim({"KACHERY_CLOUD_DIR": str(tmp_path / "victim")},
-                  [f"kachery-storage/{name}"], prefect_api_url)
+    out = _victim(
+        {"KACHERY_CLOUD_DIR": str(tmp_path / "victim")},
+        [f"kachery-storage/{name}"],
+        prefect_api_url,
+    )
     assert out == {"state": "Completed", "value": 42}
     assert not pwned.exists()
     rewritten = block.read_path(KEY)

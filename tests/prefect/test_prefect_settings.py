@@ -54,10 +54,20 @@ local_storage_path = "{results}"
 
 def _stock(tmp_path: Path, api_url: str, **env_extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_RESULTS_")}
-    env.update(PREFECT_API_URL=api_url, PREFECT_LOGGING_LEVEL="ERROR",
-               KACHERY_CLOUD_DIR=str(tmp_path / "kachery-cloud"), **env_extra)
-    return subprocess.run([sys.executable, "stock_flow.py"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    env.update(
+        PREFECT_API_URL=api_url,
+        PREFECT_LOGGING_LEVEL="ERROR",
+        KACHERY_CLOUD_DIR=str(tmp_path / "kachery-cloud"),
+        **env_extra,
+    )
+    return subprocess.run(
+        [sys.executable, "stock_flow.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_prefect_toml_alone_routes_a_stock_flow_through_kachery(
@@ -70,13 +80,17 @@ def test_prefect_toml_alone_routes_a_stock_flow_through_kachery(
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out == {"states": ["Completed", "Cached"], "sum": 10.0, "kachery_flows": True}
-    task_records = [json.loads(p.read_bytes()) for p in results.iterdir()
-                    if p.read_bytes().startswith(b"{")]
+    task_records = [
+        json.loads(p.read_bytes()) for p in results.iterdir() if p.read_bytes().startswith(b"{")
+    ]
     (record,) = [r for r in task_records if r["result"].endswith("make.npy")]
     assert record["metadata"]["serializer"] == {"type": "kachery", "artifact": False}
     stored = parse_uri(record["result"])
-    assert (tmp_path / "kachery-cloud").joinpath(
-        "sha1", stored.sha1[:2], stored.sha1[2:4], stored.sha1[4:6], stored.sha1).is_file()
+    assert (
+        (tmp_path / "kachery-cloud")
+        .joinpath("sha1", stored.sha1[:2], stored.sha1[2:4], stored.sha1[4:6], stored.sha1)
+        .is_file()
+    )
 
     # the control: without the plugin, Prefect cannot resolve the serializer name
     proc = _stock(tmp_path, prefect_api_url, PREFECT_PLUGINS_ENABLED="false")
@@ -111,9 +125,15 @@ def test_artifact_names_uri_size_codec_key_and_how_to_load(results_dir: Path) ->
     (artifact,) = _artifacts("kachery-spectrum")
     text = artifact.data
     size = get_default_store().object_path(uri).stat().st_size
-    for expected in (f"| URI | `{uri}` |", f"{size:,} bytes", "| codec | npy |",
-                     "kf.load_npy(uri)", f'kcl.load_npy("{uri}")',
-                     f"kachery-flows lineage {uri}", Path(state.data.metadata.storage_key).name):
+    for expected in (
+        f"| URI | `{uri}` |",
+        f"{size:,} bytes",
+        "| codec | npy |",
+        "kf.load_npy(uri)",
+        f'kcl.load_npy("{uri}")',
+        f"kachery-flows lineage {uri}",
+        Path(state.data.metadata.storage_key).name,
+    ):
         assert expected in text, expected
     assert artifact.task_run_id == state.state_details.task_run_id
     assert not _artifacts("kachery-quiet-spectrum")  # off by default

@@ -26,8 +26,9 @@ HERE = Path(__file__).parent
 
 def kachery_record(value: object) -> bytes:
     """A Prefect result record of ``value`` written by the kachery serializer."""
-    record = ResultRecord(metadata=ResultRecordMetadata(serializer=KacherySerializer()),
-                          result=value)
+    record = ResultRecord(
+        metadata=ResultRecordMetadata(serializer=KacherySerializer()), result=value
+    )
     return record.serialize()
 
 
@@ -124,17 +125,25 @@ def test_saved_block_shares_the_cache_through_the_zone(
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join([str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        PREFECT_API_URL=prefect_api_url, PREFECT_LOGGING_LEVEL="WARNING",
+        PREFECT_API_URL=prefect_api_url,
+        PREFECT_LOGGING_LEVEL="WARNING",
         KACHERY_CLOUD_DIR=str(tmp_path / "machine-b"),
     )
     proc = subprocess.run(
-        [sys.executable, "-c", MACHINE_B, f"kachery-storage/{name}"], env=env,
-        capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", MACHINE_B, f"kachery-storage/{name}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     expected = float(first.result().sum())
-    assert out == {"loaded_before": False, "type": "KacheryStorage", "state": "Cached",
-                   "sum": expected}
+    assert out == {
+        "loaded_before": False,
+        "type": "KacheryStorage",
+        "state": "Cached",
+        "sum": expected,
+    }
     assert runs(marker, "make_signal") == 1
     np.testing.assert_array_equal(second.result(), first.result())

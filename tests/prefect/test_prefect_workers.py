@@ -27,7 +27,7 @@ from kachery_flows import Store, parse_uri
 
 pytestmark = pytest.mark.integration
 
-STOCK_FLOW = '''
+STOCK_FLOW = """
 import numpy as np
 from prefect import flow, task
 from prefect.cache_policies import INPUTS, TASK_SOURCE
@@ -44,9 +44,9 @@ def summarize(x) -> dict:
 def pipeline(n: int, seed: int) -> dict:
     x = make_signal(n, seed)
     return {"first": float(x[0]), "summary": summarize(x)}  # sorted keys: stored as JSON
-'''
+"""
 
-CLIENT = '''
+CLIENT = """
 import json, sys
 from prefect import flow
 from prefect.client.orchestration import get_client
@@ -76,9 +76,9 @@ for _ in range(2):
     runs.append({"flow_run_id": str(run.id), "state": run.state.name,
                  "tasks": sorted(f"{t.name.split('-')[0]}:{t.state.name}" for t in tasks)})
 print(json.dumps(runs))
-'''
+"""
 
-READ = '''
+READ = """
 import json, sys
 from uuid import UUID
 from prefect.client.orchestration import get_client
@@ -88,7 +88,7 @@ with get_client(sync_client=True) as client:
 value = flow_run.state.result()
 print(json.dumps({"kachery_imported_by_plugin": "kachery_flows.prefect" in sys.modules,
                   "value": value}))
-'''
+"""
 
 
 def _free_port() -> int:
@@ -107,8 +107,9 @@ class _Processes:
 
     def start(self, name: str, args: list[str], env: dict[str, str]) -> None:
         log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         self.started.append(proc)
 
@@ -146,8 +147,11 @@ def _machine(tmp_path: Path, name: str, api_url: str, zone: Path) -> dict[str, s
     shared zone, and the Prefect settings that route every result through kachery."""
     home = tmp_path / name
     (home / "prefect").mkdir(parents=True)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PREFECT_", "KACHERY_", "KF_", "PYTEST_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_", "KACHERY_", "KF_", "PYTEST_"))
+    }
     env.update(
         PREFECT_HOME=str(home / "prefect"),
         PREFECT_PROFILES_PATH=str(home / "prefect" / "profiles.toml"),
@@ -165,8 +169,14 @@ def _machine(tmp_path: Path, name: str, api_url: str, zone: Path) -> dict[str, s
 
 
 def _run(script: str, args: list[str], env: dict[str, str], cwd: Path) -> Any:
-    proc = subprocess.run([sys.executable, "-c", script, *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=150)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -194,21 +204,51 @@ def test_deployment_on_a_worker_shares_results_through_the_zone(
     port = api_url.split(":")[2].split("/")[0]
     server_env = _machine(tmp_path, "server", api_url, zone)
     server_env.update(PREFECT_SERVER_UI_ENABLED="false", PREFECT_PLUGINS_ENABLED="false")
-    server_env.update({f"PREFECT_SERVER_SERVICES_{service}_ENABLED": "false" for service in (
-        "SCHEDULER", "LATE_RUNS", "FOREMAN", "PAUSE_EXPIRATIONS", "CANCELLATION_CLEANUP",
-        "REPOSSESSOR", "TRIGGERS", "CLEANUP_RECONCILER",
-    )})  # services this test does not need, on a busy 2-core machine
-    processes.start("server", [sys.executable, "-m", "prefect", "server", "start",
-                               "--host", "127.0.0.1", "--port", port], server_env)
+    server_env.update(
+        {
+            f"PREFECT_SERVER_SERVICES_{service}_ENABLED": "false"
+            for service in (
+                "SCHEDULER",
+                "LATE_RUNS",
+                "FOREMAN",
+                "PAUSE_EXPIRATIONS",
+                "CANCELLATION_CLEANUP",
+                "REPOSSESSOR",
+                "TRIGGERS",
+                "CLEANUP_RECONCILER",
+            )
+        }
+    )  # services this test does not need, on a busy 2-core machine
+    processes.start(
+        "server",
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", port],
+        server_env,
+    )
     client = _machine(tmp_path, "client", api_url, zone)
     worker = _machine(tmp_path, "worker", api_url, zone)
     # records too go through the zone: the KacheryStorage block saved by the client
-    worker.update(PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK="kachery-storage/lab-results",
-                  PREFECT_WORKER_QUERY_SECONDS="1", PREFECT_WORKER_PREFETCH_SECONDS="2")
+    worker.update(
+        PREFECT_RESULTS_DEFAULT_STORAGE_BLOCK="kachery-storage/lab-results",
+        PREFECT_WORKER_QUERY_SECONDS="1",
+        PREFECT_WORKER_PREFETCH_SECONDS="2",
+    )
     _wait_healthy(api_url, processes)
     # the worker starts while the client deploys
-    processes.start("worker", [sys.executable, "-m", "prefect", "worker", "start",
-                               "--pool", "lab-pool", "--type", "process"], worker)
+    processes.start(
+        "worker",
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "worker",
+            "start",
+            "--pool",
+            "lab-pool",
+            "--type",
+            "process",
+        ],
+        worker,
+    )
     try:
         first, second = _run(CLIENT, [str(flows)], client, tmp_path)
     except AssertionError as exc:
@@ -225,8 +265,7 @@ def test_deployment_on_a_worker_shares_results_through_the_zone(
     docs = [json.loads(t) for t in texts if t.startswith(b"{")]
     uris = [d["result"] for d in docs] + [t.decode() for t in texts if t.startswith(b"sha1://")]
     assert any(parse_uri(u).label == "make_signal.npy" for u in uris)
-    assert all(d["metadata"]["serializer"] == {"type": "kachery", "artifact": False}
-               for d in docs)
+    assert all(d["metadata"]["serializer"] == {"type": "kachery", "artifact": False} for d in docs)
 
     reader = _machine(tmp_path, "reader", api_url, zone)
     out = _run(READ, [second["flow_run_id"]], reader, tmp_path)

@@ -37,8 +37,7 @@ def pytest_terminal_summary(
 ) -> None:
     table = config.stash.get(_FIGURES, None)
     if table is not None:
-        write_table(terminalreporter, "reliability figures", ("area", "what", "value"),
-                    table.rows)
+        write_table(terminalreporter, "reliability figures", ("area", "what", "value"), table.rows)
 
 
 @pytest.fixture

@@ -23,13 +23,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 PATH_EVENTS = {
-    "open": 0, "os.listdir": 0, "os.scandir": 0, "os.mkdir": 0, "os.rename": 0,
-    "os.remove": 0, "os.rmdir": 0, "os.chmod": 0, "os.utime": 0, "os.link": 0,
-    "os.symlink": 0, "os.truncate": 0, "shutil.copyfile": 0, "os.chdir": 0,
+    "open": 0,
+    "os.listdir": 0,
+    "os.scandir": 0,
+    "os.mkdir": 0,
+    "os.rename": 0,
+    "os.remove": 0,
+    "os.rmdir": 0,
+    "os.chmod": 0,
+    "os.utime": 0,
+    "os.link": 0,
+    "os.symlink": 0,
+    "os.truncate": 0,
+    "shutil.copyfile": 0,
+    "os.chdir": 0,
 }
 CODE_EVENTS = {
-    "exec", "compile", "import", "os.system", "subprocess.Popen", "os.exec", "os.posix_spawn",
-    "os.spawn", "os.fork", "os.kill", "ctypes.dlopen", "pickle.find_class",
+    "exec",
+    "compile",
+    "import",
+    "os.system",
+    "subprocess.Popen",
+    "os.exec",
+    "os.posix_spawn",
+    "os.spawn",
+    "os.fork",
+    "os.kill",
+    "ctypes.dlopen",
+    "pickle.find_class",
 }
 
 
@@ -44,7 +65,8 @@ class Recording:
         """Accessed paths that are not inside any of ``roots``."""
         prefixes = [os.path.realpath(r) + os.sep for r in roots]
         return [
-            p for p in self.paths
+            p
+            for p in self.paths
             if not any((os.path.realpath(p) + os.sep).startswith(pre) for pre in prefixes)
         ]
 

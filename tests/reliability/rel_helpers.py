@@ -83,7 +83,10 @@ class Forker:
         self._stderr = open(log, "wb")  # noqa: SIM115 (closed in close())
         self.proc = subprocess.Popen(
             [sys.executable, str(here / "rel_forker.py")],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=full_env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env=full_env,
         )
 
     def send(self, **cmd: object) -> None:

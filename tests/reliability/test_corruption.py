@@ -108,8 +108,11 @@ def test_local_bit_flips_are_detected_by_verified_reads_and_verify(
         "payload bits): detected by load_npy/load_bytes/load_file(verify=True)",
         f"{len(bits)} flipped / {min(detected.values())} detected",
     )
-    figures.add("corruption", "single-bit flips detected by Store.verify()",
-                f"{len(bits)} flipped / {by_verify} detected")
+    figures.add(
+        "corruption",
+        "single-bit flips detected by Store.verify()",
+        f"{len(bits)} flipped / {by_verify} detected",
+    )
 
 
 def test_local_truncations_and_substitutions_are_detected(store: Store, figures: Any) -> None:
@@ -124,28 +127,35 @@ def test_local_truncations_and_substitutions_are_detected(store: Store, figures:
         cases += 1
     report = store.verify(quarantine=True)
     assert report.quarantined and not path.exists()
-    figures.add("corruption", "truncations (0, 1, header-only, mid, size-1), +1 byte, "
-                "misnamed: detected by verified reads and verify()", f"{cases}/{cases}")
+    figures.add(
+        "corruption",
+        "truncations (0, 1, header-only, mid, size-1), +1 byte, "
+        "misnamed: detected by verified reads and verify()",
+        f"{cases}/{cases}",
+    )
 
 
-def test_storing_the_real_bytes_again_repairs_a_damaged_object(
-    store: Store, figures: Any
-) -> None:
+def test_storing_the_real_bytes_again_repairs_a_damaged_object(store: Store, figures: Any) -> None:
     """A damaged object under a valid name is replaced when its content is stored again,
     never silently kept (git's collision check; B.12 #6)."""
     ref = store.put_npy(ARRAY)
     path = store.object_path(ref)
     repaired = 0
-    cases = [("one bit flipped", DATA[:200] + bytes([DATA[200] ^ 4]) + DATA[201:]),
-             *damaged_copies()]
+    cases = [
+        ("one bit flipped", DATA[:200] + bytes([DATA[200] ^ 4]) + DATA[201:]),
+        *damaged_copies(),
+    ]
     for what, data in cases:
         overwrite(path, data)
         assert store.put_npy(ARRAY) == ref
         assert path.read_bytes() == DATA, what
         repaired += 1
     assert store.verify().ok and not staged(store)
-    figures.add("corruption", "damaged objects repaired by storing their content again",
-                f"{repaired}/{len(cases)}")
+    figures.add(
+        "corruption",
+        "damaged objects repaired by storing their content again",
+        f"{repaired}/{len(cases)}",
+    )
 
 
 # ------------------------------------------------------------------------------ zones
@@ -169,9 +179,7 @@ def zone_readers(
     """Stores with an empty cache in front of the zone: as a directory, and over HTTP."""
     return {
         "LocalZone": Store(scratch / "via-dir", zone=LocalZone(zone_dir, fsync=False)),
-        "HttpZone": Store(
-            scratch / "via-http", zone=HttpZone(zone_server.url, retry=fast_retry)
-        ),
+        "HttpZone": Store(scratch / "via-http", zone=HttpZone(zone_server.url, retry=fast_retry)),
     }
 
 
@@ -198,8 +206,13 @@ def test_bit_flips_in_a_zone_never_reach_the_cache(
     zone_dir: Path, zone_readers: dict[str, Store], scratch: Path, figures: Any
 ) -> None:
     ref, zone_path = _publish_to_zone(zone_dir, scratch)
-    bits = bits_to_flip(len(DATA), HEADER, count("ZONE_PAYLOAD_FLIPS", 500), seed=2,
-                        header_samples=count("ZONE_HEADER_FLIPS", 500))
+    bits = bits_to_flip(
+        len(DATA),
+        HEADER,
+        count("ZONE_PAYLOAD_FLIPS", 500),
+        seed=2,
+        header_samples=count("ZONE_HEADER_FLIPS", 500),
+    )
     loads = ("load_npy", "load_bytes", "load_file")
     rejected = dict.fromkeys(zone_readers, 0)
     for i, bit in enumerate(bits):
@@ -212,9 +225,12 @@ def test_bit_flips_in_a_zone_never_reach_the_cache(
         assert np.array_equal(reader.load_npy(ref), ARRAY)
         assert reader.object_path(ref).read_bytes() == DATA
     for name in zone_readers:
-        figures.add("corruption", f"single-bit flips in a zone (header and payload), loads "
-                    f"via {name} (CorruptObjectError, nothing cached)",
-                    f"{len(bits)} flipped / {rejected[name]} rejected")
+        figures.add(
+            "corruption",
+            f"single-bit flips in a zone (header and payload), loads "
+            f"via {name} (CorruptObjectError, nothing cached)",
+            f"{len(bits)} flipped / {rejected[name]} rejected",
+        )
 
 
 def test_truncated_and_substituted_zone_objects_never_reach_the_cache(
@@ -228,8 +244,12 @@ def test_truncated_and_substituted_zone_objects_never_reach_the_cache(
             for load in ("load_npy", "load_bytes", "load_file"):
                 assert _rejects_and_caches_nothing(reader, ref, load), (what, reader)
         cases += 1
-    figures.add("corruption", "truncated / extended / misnamed zone objects rejected "
-                "(LocalZone and HttpZone, nothing cached)", f"{cases}/{cases} per zone")
+    figures.add(
+        "corruption",
+        "truncated / extended / misnamed zone objects rejected "
+        "(LocalZone and HttpZone, nothing cached)",
+        f"{cases}/{cases} per zone",
+    )
 
 
 def test_verified_reads_repair_a_damaged_local_copy_from_the_zone(
@@ -241,8 +261,10 @@ def test_verified_reads_repair_a_damaged_local_copy_from_the_zone(
     ref, _zone_path = _publish_to_zone(zone_dir, scratch)
     store = Store(scratch / "producer", zone=LocalZone(zone_dir, fsync=False))
     path = store.object_path(ref)
-    cases = [("one bit flipped", DATA[:500] + bytes([DATA[500] ^ 2]) + DATA[501:]),
-             *damaged_copies()]
+    cases = [
+        ("one bit flipped", DATA[:500] + bytes([DATA[500] ^ 2]) + DATA[501:]),
+        *damaged_copies(),
+    ]
     for what, data in cases:
         overwrite(path, data)
         assert np.array_equal(store.load_npy(ref, verify=True), ARRAY), what
@@ -252,8 +274,11 @@ def test_verified_reads_repair_a_damaged_local_copy_from_the_zone(
     overwrite(path, DATA[:-1])
     with pytest.raises(CorruptObjectError, match="verify --quarantine"):
         no_zone.load_npy(ref, verify=True)
-    figures.add("corruption", "verified local reads of damaged copies repaired from the zone",
-                f"{len(cases)}/{len(cases)}")
+    figures.add(
+        "corruption",
+        "verified local reads of damaged copies repaired from the zone",
+        f"{len(cases)}/{len(cases)}",
+    )
 
 
 def test_uploading_again_repairs_a_damaged_zone_copy(scratch: Path, figures: Any) -> None:
@@ -262,8 +287,10 @@ def test_uploading_again_repairs_a_damaged_zone_copy(scratch: Path, figures: Any
     ref, zone_path = _publish_to_zone(zone_dir, scratch)
     producer = Store(scratch / "producer", zone=LocalZone(zone_dir, fsync=False))
     reader = Store(scratch / "reader", zone=LocalZone(zone_dir, fsync=False))
-    cases = [("one bit flipped", DATA[:300] + bytes([DATA[300] ^ 1]) + DATA[301:]),
-             *damaged_copies()]
+    cases = [
+        ("one bit flipped", DATA[:300] + bytes([DATA[300] ^ 1]) + DATA[301:]),
+        *damaged_copies(),
+    ]
     for what, data in cases:
         overwrite(zone_path, data)
         with pytest.raises(CorruptObjectError, match="push"):
@@ -272,8 +299,11 @@ def test_uploading_again_repairs_a_damaged_zone_copy(scratch: Path, figures: Any
         assert zone_path.read_bytes() == DATA, what
         assert np.array_equal(reader.load_npy(ref), ARRAY)
         reader.object_path(ref).unlink()
-    figures.add("corruption", "damaged zone copies repaired by uploading a good copy",
-                f"{len(cases)}/{len(cases)}")
+    figures.add(
+        "corruption",
+        "damaged zone copies repaired by uploading a good copy",
+        f"{len(cases)}/{len(cases)}",
+    )
 
 
 # ----------------------------------------------------------------------------- memo
@@ -312,12 +342,15 @@ def test_memo_hits_on_damaged_results_recompute(codec: str, figures: Any) -> Non
     header = npy_header_length(good) if codec == "npy" else 0
     bits = bits_to_flip(len(good), header, count("MEMO_FLIPS", 250), seed=3)
     damages: list[tuple[str, bytes]] = [
-        (f"bit {bit}", bytes(b ^ (1 << bit % 8) if i == bit // 8 else b
-                             for i, b in enumerate(good)))
+        (
+            f"bit {bit}",
+            bytes(b ^ (1 << bit % 8) if i == bit // 8 else b for i, b in enumerate(good)),
+        )
         for bit in bits
     ]
-    damages += [(f"truncated to {n}", good[:k])
-                for n, k in truncation_lengths(len(good), header).items()]
+    damages += [
+        (f"truncated to {n}", good[:k]) for n, k in truncation_lengths(len(good), header).items()
+    ]
     damages += [("one byte appended", good + b"\0")]
     wrong = 0
     for what, data in damages:
@@ -331,6 +364,9 @@ def test_memo_hits_on_damaged_results_recompute(codec: str, figures: Any) -> Non
     assert wrong == 0
     assert _equal(produce(codec), _expected(codec)) and len(runs) == len(damages) + 1
     assert Store().verify().ok
-    figures.add("corruption", f"memo hits on damaged {codec} results (bit flips + "
-                "truncations): recomputed, wrong values returned",
-                f"{len(damages)} damaged / {len(damages)} recomputed / {wrong} wrong")
+    figures.add(
+        "corruption",
+        f"memo hits on damaged {codec} results (bit flips + "
+        "truncations): recomputed, wrong values returned",
+        f"{len(damages)} damaged / {len(damages)} recomputed / {wrong} wrong",
+    )

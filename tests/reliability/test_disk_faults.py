@@ -45,7 +45,11 @@ class Injector:
     CALLS = ("mkdir", "open", "write", "fsync", "close", "replace", "link", "sendfile")
 
     def __init__(
-        self, monkeypatch: pytest.MonkeyPatch, call: str, code: int, root: Path,
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        call: str,
+        code: int,
+        root: Path,
         nth: int | None,
     ) -> None:
         self.root = str(root.resolve())
@@ -56,10 +60,14 @@ class Injector:
         fd_arg = {"write": 0, "fsync": 0, "close": 0, "sendfile": 0}
 
         def faulty(*args: Any, **kwargs: Any) -> Any:
-            if self.active and (
-                (call in path_arg and self._inside_path(args[path_arg[call]]))
-                or (call in fd_arg and self._inside_fd(args[fd_arg[call]]))
-            ) and self._writes(call, args):
+            if (
+                self.active
+                and (
+                    (call in path_arg and self._inside_path(args[path_arg[call]]))
+                    or (call in fd_arg and self._inside_fd(args[fd_arg[call]]))
+                )
+                and self._writes(call, args)
+            ):
                 self.seen += 1
                 if nth is None or self.seen == nth:
                     self.triggered += 1
@@ -184,8 +192,7 @@ def _run_case(
     keep = store.put_bytes(b"stored before the fault", local=True)
     error: BaseException | None = None
     with monkeypatch.context() as patch:
-        injector = Injector(patch, call, code, store.root if side == "store" else zone.root,
-                            nth)
+        injector = Injector(patch, call, code, store.root if side == "store" else zone.root, nth)
         _PAUSED[:] = [injector]
         try:
             op(store, zone)
@@ -220,14 +227,19 @@ def test_faults_at_every_write_call_are_typed_and_leave_a_consistent_store(
                     if error is None:
                         recovered += 1  # e.g. shutil falls back from a failed sendfile
                     elif not (injector.triggered and _expected_error(error, code)):
-                        untyped.append(f"{op_name}/{call}#{nth}/{errno.errorcode[code]}: "
-                                       f"{type(error).__name__}: {error}")
+                        untyped.append(
+                            f"{op_name}/{call}#{nth}/{errno.errorcode[code]}: "
+                            f"{type(error).__name__}: {error}"
+                        )
     assert cases >= 150
     assert untyped == [], "\n".join(untyped)
-    figures.add("disk faults", "ENOSPC/EACCES at the n-th mkdir/open/write/fsync/close/"
-                "replace/link/sendfile of 6 write operations: faults injected / recovered by "
-                "a fallback / untyped errors / litter / corrupt",
-                f"{cases} / {recovered} / {len(untyped)} / 0 / 0")
+    figures.add(
+        "disk faults",
+        "ENOSPC/EACCES at the n-th mkdir/open/write/fsync/close/"
+        "replace/link/sendfile of 6 write operations: faults injected / recovered by "
+        "a fallback / untyped errors / litter / corrupt",
+        f"{cases} / {recovered} / {len(untyped)} / 0 / 0",
+    )
 
 
 def test_hits_do_not_write(scratch: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -268,11 +280,15 @@ def _in_namespace(setup: str, script: str, tmp_path: Path) -> str:
     code.write_text(textwrap.dedent(script))
     command = f"set -e\n{setup}\nexec {sys.executable} {code}\n"
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent),
-                                                      env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(Path(__file__).parent), env.get("PYTHONPATH")])
+    )
     proc = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c", command],
-        capture_output=True, text=True, timeout=240, env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=env,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
@@ -287,7 +303,7 @@ def test_a_full_tmpfs_gives_typed_errors_and_no_litter(tmp_path: Path, figures: 
         f"""
         import errno, numpy as np
         from kachery_flows import Store, StoreWriteError, kachery_cached
-        store = Store({str(mount / 'store')!r}, fsync=True)
+        store = Store({str(mount / "store")!r}, fsync=True)
         stored, failures = [], 0
         for i in range(40):
             try:
@@ -317,9 +333,12 @@ def test_a_full_tmpfs_gives_typed_errors_and_no_litter(tmp_path: Path, figures: 
         tmp_path,
     )
     stored, failures = map(int, out.split())
-    figures.add("disk faults", "real 1 MiB tmpfs filled by put_npy: objects stored / "
-                "ENOSPC StoreWriteErrors / temp files left / corrupt", f"{stored} / "
-                f"{failures} / 0 / 0")
+    figures.add(
+        "disk faults",
+        "real 1 MiB tmpfs filled by put_npy: objects stored / "
+        "ENOSPC StoreWriteErrors / temp files left / corrupt",
+        f"{stored} / {failures} / 0 / 0",
+    )
 
 
 @needs_namespace
@@ -357,5 +376,8 @@ def test_a_read_only_store_still_serves_loads_and_hits(
         tmp_path,
     )
     assert out.strip() == "ok"
-    figures.add("disk faults", "read-only bind mount of a store: loads, verify, memo hit / "
-                "writes", "served / StoreWriteError(EROFS)")
+    figures.add(
+        "disk faults",
+        "read-only bind mount of a store: loads, verify, memo hit / writes",
+        "served / StoreWriteError(EROFS)",
+    )

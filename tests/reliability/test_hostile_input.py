@@ -55,21 +55,56 @@ def _tally(name: str) -> None:
 
 # ------------------------------------------------------------------------- URIs
 CORPUS = [
-    "sha1://../../etc/passwd", "sha1://../../../../../../etc/passwd", "sha1://..%2f..%2fetc",
-    f"sha1://{H[:-1]}", f"sha1://{H}0", f"sha1://{H.upper()}", f"sha1://{H[:20].upper()}{H[20:]}",
+    "sha1://../../etc/passwd",
+    "sha1://../../../../../../etc/passwd",
+    "sha1://..%2f..%2fetc",
+    f"sha1://{H[:-1]}",
+    f"sha1://{H}0",
+    f"sha1://{H.upper()}",
+    f"sha1://{H[:20].upper()}{H[20:]}",
     "sha1://" + "٠١٢٣٤٥٦٧٨٩" * 4,  # Arabic-Indic digits
     "sha1://" + "１" * 40,  # full-width digits
-    f"sha1://%2e%2e/{H}", f"sha1://{H}/%2e%2e/%2e%2e/etc/passwd", f"sha1://{H}/..%2F..%2Fx",
-    f"sha1://{H}\\..\\..\\x", f"sha1:\\\\{H}", f"sha1://{H}\x00", f"sha1://\x00{H}",
-    f"sha1://{H}\n", f"sha1://{H}\r\n/etc/passwd", "sha1://" + "a" * 1_000_000,
-    f"sha1:///{H}", "sha1:///etc/passwd", f"SHA1://{H}", f"Sha1://{H}", f"sha1:{H}",
-    f"sha1://{H}?label=../../x", f"sha1://{H}?label=a&label=../../b", f"sha1://{H}?label=%00",
-    f"sha1://{H}?location=/etc/passwd", f"sha1://{H}/../../../etc/passwd",
-    f"kachery:z:sha1:{H}/../../x", f"kachery:../..:sha1:{H}", "kachery:z:sha1:../../etc",
-    f"kachery:z:sha1:{H}:../../x", "file:///etc/passwd", f"file://{H}", "/etc/passwd",
-    f"../../{H}", H, f"s3://bucket/{H}", f"http://127.0.0.1:9/{H}", f"sha256://{H}{H[:24]}",
-    f"md5://{H[:32]}", "", " ", f" sha1://{H}", f"sha1://{H} ", f"sha1://{H}#frag",
-    f"sha1://{H}%00", f"sha1://{H}%2F..", f"sha1://{'a' * 40}/" + "x" * 10_000,
+    f"sha1://%2e%2e/{H}",
+    f"sha1://{H}/%2e%2e/%2e%2e/etc/passwd",
+    f"sha1://{H}/..%2F..%2Fx",
+    f"sha1://{H}\\..\\..\\x",
+    f"sha1:\\\\{H}",
+    f"sha1://{H}\x00",
+    f"sha1://\x00{H}",
+    f"sha1://{H}\n",
+    f"sha1://{H}\r\n/etc/passwd",
+    "sha1://" + "a" * 1_000_000,
+    f"sha1:///{H}",
+    "sha1:///etc/passwd",
+    f"SHA1://{H}",
+    f"Sha1://{H}",
+    f"sha1:{H}",
+    f"sha1://{H}?label=../../x",
+    f"sha1://{H}?label=a&label=../../b",
+    f"sha1://{H}?label=%00",
+    f"sha1://{H}?location=/etc/passwd",
+    f"sha1://{H}/../../../etc/passwd",
+    f"kachery:z:sha1:{H}/../../x",
+    f"kachery:../..:sha1:{H}",
+    "kachery:z:sha1:../../etc",
+    f"kachery:z:sha1:{H}:../../x",
+    "file:///etc/passwd",
+    f"file://{H}",
+    "/etc/passwd",
+    f"../../{H}",
+    H,
+    f"s3://bucket/{H}",
+    f"http://127.0.0.1:9/{H}",
+    f"sha256://{H}{H[:24]}",
+    f"md5://{H[:32]}",
+    "",
+    " ",
+    f" sha1://{H}",
+    f"sha1://{H} ",
+    f"sha1://{H}#frag",
+    f"sha1://{H}%00",
+    f"sha1://{H}%2F..",
+    f"sha1://{'a' * 40}/" + "x" * 10_000,
 ]
 
 
@@ -105,8 +140,15 @@ def roots(tmp_path: Path) -> Iterator[dict[str, Any]]:
             store.load_bytes(ref)
             with contextlib.suppress(KacheryError):
                 store.load_bytes(f"kachery:somezone:sha1:{'0' * 40}")
-    yield {"base": base, "zone": zone_dir, "local": local, "http": http, "server": server,
-           "ref": ref, "allowed": set(baseline.outside(base))}
+    yield {
+        "base": base,
+        "zone": zone_dir,
+        "local": local,
+        "http": http,
+        "server": server,
+        "ref": ref,
+        "allowed": set(baseline.outside(base)),
+    }
     server.stop()
 
 
@@ -149,10 +191,13 @@ def test_uri_corpus(roots: dict[str, Any], figures: Any) -> None:
     for uri in ("sha1://../../etc/passwd", f"sha1://{H.upper()}", f"sha1://{H}\x00"):
         with pytest.raises(InvalidURIError):
             parse_uri(uri)
-    figures.add("hostile input", "handwritten URI corpus (traversal, 39/41 hex, upper case, "
-                "%2e%2e, backslash, NUL, 1e6 chars, unknown schemes): cases / rejected / "
-                "accepted canonically / accesses outside the roots",
-                f"{len(CORPUS)} / {TALLY['corpus rejected']} / {TALLY['corpus accepted']} / 0")
+    figures.add(
+        "hostile input",
+        "handwritten URI corpus (traversal, 39/41 hex, upper case, "
+        "%2e%2e, backslash, NUL, 1e6 chars, unknown schemes): cases / rejected / "
+        "accepted canonically / accesses outside the roots",
+        f"{len(CORPUS)} / {TALLY['corpus rejected']} / {TALLY['corpus accepted']} / 0",
+    )
 
 
 HEXISH = st.sampled_from("0123456789abcdefABCDEF./\\%?&=:#@ \x00\n٠１é")
@@ -160,19 +205,29 @@ _URI = st.one_of(
     st.text(max_size=120),
     st.builds(lambda s: "sha1://" + s, st.text(HEXISH, max_size=60)),
     st.builds(lambda n, s: f"sha1://{H[:n]}{s}", st.integers(0, 40), st.text(max_size=20)),
-    st.builds(lambda s, t: f"sha1://{H}{s}{t}", st.sampled_from(["/", "?label=", "?", "#"]),
-              st.text(max_size=40)),
-    st.builds(lambda z, h, label: f"kachery:{z}:sha1:{h}{label}",
-              st.text(max_size=12), st.sampled_from([H, H.upper(), H[:39], H + "0", "../.."]),
-              st.one_of(st.just(""), st.text(max_size=20).map(lambda t: ":" + t))),
+    st.builds(
+        lambda s, t: f"sha1://{H}{s}{t}",
+        st.sampled_from(["/", "?label=", "?", "#"]),
+        st.text(max_size=40),
+    ),
+    st.builds(
+        lambda z, h, label: f"kachery:{z}:sha1:{h}{label}",
+        st.text(max_size=12),
+        st.sampled_from([H, H.upper(), H[:39], H + "0", "../.."]),
+        st.one_of(st.just(""), st.text(max_size=20).map(lambda t: ":" + t)),
+    ),
     st.from_regex(r"[a-zA-Z0-9]{0,6}://[0-9a-fA-F./%\\]{0,50}", fullmatch=True),
 )
 
 
 # (no "explain" phase: it traces lines with Path.resolve, which the audit would record)
-@settings(max_examples=count("URI_FUZZ", 1000), deadline=None, derandomize=True,
-          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=count("URI_FUZZ", 1000),
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(uri=_URI)
 def test_uri_fuzz(roots: dict[str, Any], uri: str) -> None:
     _tally("uri fuzz")
@@ -183,17 +238,24 @@ def test_uri_fuzz_figures(figures: Any) -> None:
     """Report what the fuzz test tried (it runs just before this one)."""
     tried = TALLY.get("uri fuzz", 0)
     assert tried >= min(count("URI_FUZZ", 1000), 500)
-    figures.add("hostile input", "URI fuzz cases (Hypothesis): tried / rejected / accepted "
-                "canonically / file system accesses outside the roots",
-                f"{tried} / {TALLY.get('fuzz rejected', 0)} / {TALLY.get('fuzz accepted', 0)} "
-                "/ 0")
+    figures.add(
+        "hostile input",
+        "URI fuzz cases (Hypothesis): tried / rejected / accepted "
+        "canonically / file system accesses outside the roots",
+        f"{tried} / {TALLY.get('fuzz rejected', 0)} / {TALLY.get('fuzz accepted', 0)} / 0",
+    )
 
 
-@settings(max_examples=200, deadline=None, derandomize=True,
-          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(label=st.text(max_size=60).filter(
-    lambda t: not any(ord(c) < 0x20 or c in "\x7f\\" for c in t)))
+@settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    label=st.text(max_size=60).filter(lambda t: not any(ord(c) < 0x20 or c in "\x7f\\" for c in t))
+)
 def test_labels_are_inert(roots: dict[str, Any], label: str) -> None:
     store: Store = roots["local"]
     ref: Ref = roots["ref"].with_label(label)
@@ -243,20 +305,29 @@ def _hostile_pickles(marker: Path) -> dict[str, bytes]:
             b"\x80\x04\x95\x00\x00\x00\x00\x00\x00\x00\x00\x8c\x05numpy\x94\x8c\x0c__builtins__"
             b"\x94\x93\x94."
         ),
-        "dotted name to a method": b"\x80\x04" + _su("numpy") + _su("ndarray.__reduce_ex__")
+        "dotted name to a method": b"\x80\x04"
+        + _su("numpy")
+        + _su("ndarray.__reduce_ex__")
         + b"\x93.",
-        "dotted DType name": b"\x80\x04" + _su("numpy.dtypes")
-        + _su("Float64DType.__class__.DType") + b"\x93.",
+        "dotted DType name": b"\x80\x04"
+        + _su("numpy.dtypes")
+        + _su("Float64DType.__class__.DType")
+        + b"\x93.",
         "INST opcode (protocol 0)": b"(S'touch " + m + b"'\nios\nsystem\n.",
         "OBJ opcode": b"\x80\x02(cos\nsystem\nS'touch " + m + b"'\no.",
         "BUILD setattr on an allow-listed class": b"\x80\x04cnumpy\nndarray\n}"
-        + _su("__eq__") + _su("x") + b"sb.",
+        + _su("__eq__")
+        + _su("x")
+        + b"sb.",
         "memo (BINPUT/BINGET) confusion": (
             b"\x80\x02cbuiltins\nlist\nq\x00(h\x00cos\nsystem\nq\x00tq\x01h\x00(S'touch "
-            + m + b"'\ntR."
+            + m
+            + b"'\ntR."
         ),
         "allowed _codecs.encode fed to exec": b"\x80\x02cbuiltins\nexec\n(c_codecs\nencode\n("
-        + _bu("print(1)") + _bu("latin1") + b"tRtR.",
+        + _bu("print(1)")
+        + _bu("latin1")
+        + b"tRtR.",
         "numpy.load via reduce": b"\x80\x02cnumpy\nload\n(S'" + m + b"'\ntR.",
         "numpy.core.multiarray other function": (
             b"\x80\x02cnumpy.core.multiarray\n_get_ndarray_c_version\n)R."
@@ -265,19 +336,23 @@ def _hostile_pickles(marker: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def pickle_zone(http_directory_server: DirectoryHTTPServer, tmp_path: Path,
-                fast_retry: RetryPolicy) -> dict[str, Store]:
+def pickle_zone(
+    http_directory_server: DirectoryHTTPServer, tmp_path: Path, fast_retry: RetryPolicy
+) -> dict[str, Store]:
     zone_dir = http_directory_server.directory
     return {
         "LocalZone": Store(tmp_path / "a", zone=LocalZone(zone_dir, fsync=False)),
-        "HttpZone": Store(tmp_path / "b", zone=HttpZone(http_directory_server.url,
-                                                         retry=fast_retry)),
+        "HttpZone": Store(
+            tmp_path / "b", zone=HttpZone(http_directory_server.url, retry=fast_retry)
+        ),
     }
 
 
 def test_pickle_payloads_in_a_zone_never_run(
-    pickle_zone: dict[str, Store], http_directory_server: DirectoryHTTPServer,
-    tmp_path: Path, figures: Any,
+    pickle_zone: dict[str, Store],
+    http_directory_server: DirectoryHTTPServer,
+    tmp_path: Path,
+    figures: Any,
 ) -> None:
     marker = tmp_path / "marker"
     payloads = _hostile_pickles(marker)
@@ -296,9 +371,7 @@ def test_pickle_payloads_in_a_zone_never_run(
                 lambda s=store, h=sha1: Ref(h, codec="pkl").load(store=s),
                 lambda s=store, u=uri: s.load(u, "pkl"),
             ):
-                with recording() as rec, pytest.raises(
-                    (UnsafePickleError, DecodeError)
-                ) as info:
+                with recording() as rec, pytest.raises((UnsafePickleError, DecodeError)) as info:
                     load()
                 assert not marker.exists(), what
                 assert [c for c in rec.code if c[0] not in ("import", "pickle.find_class")] == []
@@ -309,9 +382,12 @@ def test_pickle_payloads_in_a_zone_never_run(
     assert {n: getattr(np.ndarray, n) for n in numpy_before} == numpy_before
     assert not marker.exists()
     total = len(payloads) * 2 * 4
-    figures.add("hostile input", f"hostile pickles ({len(payloads)} shapes) in a LocalZone "
-                "and an HttpZone x 4 loaders: refused / executed",
-                f"{total} ({refused} UnsafePickleError, {total - refused} DecodeError) / 0")
+    figures.add(
+        "hostile input",
+        f"hostile pickles ({len(payloads)} shapes) in a LocalZone "
+        "and an HttpZone x 4 loaders: refused / executed",
+        f"{total} ({refused} UnsafePickleError, {total - refused} DecodeError) / 0",
+    )
 
 
 def test_trusted_opt_in_still_loads_ordinary_pickles(pickle_zone: dict[str, Store]) -> None:
@@ -329,19 +405,59 @@ def _allowed_lookups_only(rec: Recording) -> None:
             assert (module, name) in ALLOWED_GLOBALS, (module, name)
 
 
-_OPCODES = st.sampled_from([
-    b"(", b"t", b"R", b"b", b"l", b"d", b"N", b"\x88", b"\x89", b"K\x01", b"]", b"}",
-    b"\x85", b"\x86", b"\x87", b"a", b"e", b"s", b"u", b"0", b"2", b"\x94", b"h\x00",
-    b"q\x00", b"S'x'\n", b"X\x01\x00\x00\x00y", b"\x8c\x01z",
-])
-_GLOBALS = st.sampled_from([
-    ("os", "system"), ("posix", "system"), ("builtins", "eval"), ("builtins", "exec"),
-    ("builtins", "getattr"), ("builtins", "__import__"), ("builtins", "list"),
-    ("builtins", "dict"), ("numpy", "ndarray"), ("numpy", "load"), ("numpy", "__builtins__"),
-    ("numpy.dtypes", "Float64DType"), ("numpy.dtypes", "Float64DType.__init__"),
-    ("numpy.core.multiarray", "_reconstruct"), ("subprocess", "Popen"),
-    ("collections", "OrderedDict"), ("_codecs", "encode"), ("pickle", "loads"),
-])
+_OPCODES = st.sampled_from(
+    [
+        b"(",
+        b"t",
+        b"R",
+        b"b",
+        b"l",
+        b"d",
+        b"N",
+        b"\x88",
+        b"\x89",
+        b"K\x01",
+        b"]",
+        b"}",
+        b"\x85",
+        b"\x86",
+        b"\x87",
+        b"a",
+        b"e",
+        b"s",
+        b"u",
+        b"0",
+        b"2",
+        b"\x94",
+        b"h\x00",
+        b"q\x00",
+        b"S'x'\n",
+        b"X\x01\x00\x00\x00y",
+        b"\x8c\x01z",
+    ]
+)
+_GLOBALS = st.sampled_from(
+    [
+        ("os", "system"),
+        ("posix", "system"),
+        ("builtins", "eval"),
+        ("builtins", "exec"),
+        ("builtins", "getattr"),
+        ("builtins", "__import__"),
+        ("builtins", "list"),
+        ("builtins", "dict"),
+        ("numpy", "ndarray"),
+        ("numpy", "load"),
+        ("numpy", "__builtins__"),
+        ("numpy.dtypes", "Float64DType"),
+        ("numpy.dtypes", "Float64DType.__init__"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("subprocess", "Popen"),
+        ("collections", "OrderedDict"),
+        ("_codecs", "encode"),
+        ("pickle", "loads"),
+    ]
+)
 
 
 def _global_op(item: tuple[str, str], stack: bool) -> bytes:
@@ -352,8 +468,12 @@ def _global_op(item: tuple[str, str], stack: bool) -> bytes:
     return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
 
 
-@settings(max_examples=count("PICKLE_FUZZ", 1000), deadline=None, derandomize=True,
-          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink])
+@settings(
+    max_examples=count("PICKLE_FUZZ", 1000),
+    deadline=None,
+    derandomize=True,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+)
 @given(
     ops=st.lists(st.one_of(_OPCODES, st.tuples(_GLOBALS, st.booleans())), max_size=25),
     proto=st.sampled_from([b"", b"\x80\x02", b"\x80\x04"]),
@@ -372,8 +492,12 @@ def test_pickle_opcode_fuzz_never_escapes_the_allow_list(ops: list[Any], proto: 
 def test_pickle_fuzz_figures(figures: Any) -> None:
     tried = TALLY.get("pickle fuzz", 0)
     assert tried >= min(count("PICKLE_FUZZ", 1000), 500)
-    figures.add("hostile input", "pickle opcode streams fuzzed (Hypothesis): tried / globals "
-                "resolved outside the allow-list / code run", f"{tried} / 0 / 0")
+    figures.add(
+        "hostile input",
+        "pickle opcode streams fuzzed (Hypothesis): tried / globals "
+        "resolved outside the allow-list / code run",
+        f"{tried} / 0 / 0",
+    )
 
 
 # ------------------------------------------------------------- JSON and npy bombs
@@ -414,9 +538,12 @@ def test_json_bombs_are_bounded(store: Store, what: str, figures: Any) -> None:
     assert peak < 64 * max(len(data), 1 << 16), (what, peak)
     _tally("json bombs")
     if TALLY["json bombs"] == len(JSON_BOMBS):
-        figures.add("hostile input", f"JSON bombs ({len(JSON_BOMBS)}: deep nesting, 1M-digit "
-                    "numbers, huge exponents, bad UTF-8): typed DecodeError, peak memory",
-                    "all bounded (< 64x their size)")
+        figures.add(
+            "hostile input",
+            f"JSON bombs ({len(JSON_BOMBS)}: deep nesting, 1M-digit "
+            "numbers, huge exponents, bad UTF-8): typed DecodeError, peak memory",
+            "all bounded (< 64x their size)",
+        )
 
 
 def _npy_with_header(header: dict[str, Any] | str, payload: bytes = b"", pad: int = 0) -> bytes:
@@ -431,25 +558,37 @@ def _npy_with_header(header: dict[str, Any] | str, payload: bytes = b"", pad: in
 
 NPY_BOMBS: dict[str, bytes] = {
     "shape 10^12 float64, 64 bytes of data": _npy_with_header(
-        {"descr": "<f8", "fortran_order": False, "shape": (10**12,)}, b"\0" * 64),
+        {"descr": "<f8", "fortran_order": False, "shape": (10**12,)}, b"\0" * 64
+    ),
     "shape 10^6 x 10^6": _npy_with_header(
-        {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)}, b"\0" * 64),
+        {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)}, b"\0" * 64
+    ),
     "shape 10^10 bytes": _npy_with_header(
-        {"descr": "|u1", "fortran_order": False, "shape": (10**10,)}, b"\0" * 64),
+        {"descr": "|u1", "fortran_order": False, "shape": (10**10,)}, b"\0" * 64
+    ),
     "shape 2^62": _npy_with_header(
-        {"descr": "<f8", "fortran_order": False, "shape": (2**62,)}, b"\0" * 64),
+        {"descr": "<f8", "fortran_order": False, "shape": (2**62,)}, b"\0" * 64
+    ),
     "negative shape": _npy_with_header(
-        {"descr": "<f8", "fortran_order": False, "shape": (-5,)}, b"\0" * 64),
+        {"descr": "<f8", "fortran_order": False, "shape": (-5,)}, b"\0" * 64
+    ),
     "object dtype (pickle)": _npy_with_header(
-        {"descr": "|O", "fortran_order": False, "shape": (2,)}, pickle.dumps([1, 2])),
+        {"descr": "|O", "fortran_order": False, "shape": (2,)}, pickle.dumps([1, 2])
+    ),
     "a 1 MB header": _npy_with_header(
-        {"descr": "<f8", "fortran_order": False, "shape": (1,)}, b"\0" * 8, pad=1_000_000),
+        {"descr": "<f8", "fortran_order": False, "shape": (1,)}, b"\0" * 8, pad=1_000_000
+    ),
     "code in the header": _npy_with_header(
-        "{'descr': __import__('os').system('touch /tmp/kf-npy-pwned'), 'shape': (1,)}",
-        b"\0" * 8),
+        "{'descr': __import__('os').system('touch /tmp/kf-npy-pwned'), 'shape': (1,)}", b"\0" * 8
+    ),
     "huge structured dtype": _npy_with_header(
-        {"descr": [(f"f{i}", "<f8") for i in range(1000)], "fortran_order": False,
-         "shape": (10**9,)}, b"\0" * 64),
+        {
+            "descr": [(f"f{i}", "<f8") for i in range(1000)],
+            "fortran_order": False,
+            "shape": (10**9,),
+        },
+        b"\0" * 64,
+    ),
     "header only": _npy_with_header({"descr": "<f8", "fortran_order": False, "shape": (8,)}),
     "bad magic": b"\x93NUMPX\x01\x00" + b"\0" * 100,
 }
@@ -467,9 +606,12 @@ def test_malicious_npy_headers_are_decode_errors(
         assert peak < 16 * len(data) + (4 << 20), (what, peak)
         assert not Path("/tmp/kf-npy-pwned").exists()
         handled += 1
-    figures.add("hostile input", f"malicious npy headers (mmap_mode={mmap_mode}): huge or "
-                "negative shapes, object dtype, 1 MB header, code in the header",
-                f"{handled}/{len(NPY_BOMBS)} DecodeError, bounded memory")
+    figures.add(
+        "hostile input",
+        f"malicious npy headers (mmap_mode={mmap_mode}): huge or "
+        "negative shapes, object dtype, 1 MB header, code in the header",
+        f"{handled}/{len(NPY_BOMBS)} DecodeError, bounded memory",
+    )
 
 
 def test_decode_json_bounds_a_10m_deep_bomb() -> None:

@@ -32,8 +32,9 @@ def uri_of(key: str) -> str:
 
 
 def _reader(server: DirectoryHTTPServer, tmp_path: Path, **options: Any) -> Store:
-    options.setdefault("retry", RetryPolicy(total_seconds=3.0, max_attempts=3,
-                                            initial_delay=0.01, max_delay=0.05))
+    options.setdefault(
+        "retry", RetryPolicy(total_seconds=3.0, max_attempts=3, initial_delay=0.01, max_delay=0.05)
+    )
     return Store(tmp_path / "cache", zone=HttpZone(server.url, **options), fsync=False)
 
 
@@ -52,10 +53,17 @@ def test_a_redirect_loop_is_cut_short(
     assert _nothing_cached(store, key)
 
 
-@pytest.mark.parametrize("target", [
-    "file:///etc/passwd", "ftp://127.0.0.1/x", "https://127.0.0.1:1/x", "gopher://x/y",
-    "//evil.example/sha1/x", "http://[::1]:9/x",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "file:///etc/passwd",
+        "ftp://127.0.0.1/x",
+        "https://127.0.0.1:1/x",
+        "gopher://x/y",
+        "//evil.example/sha1/x",
+        "http://[::1]:9/x",
+    ],
+)
 def test_redirects_to_other_schemes_and_hosts_are_refused(
     http_directory_server: DirectoryHTTPServer, key: str, tmp_path: Path, target: str
 ) -> None:
@@ -79,8 +87,11 @@ def test_a_redirect_to_another_port_of_the_same_host_is_refused(
         with pytest.raises(ZoneError, match="outside the zone's origin"):
             store.load_bytes(uri_of(key))
         assert other.hits(key) == 0
-    figures.add("hostile zones", "redirects: loops cut after 5; other schemes, hosts and "
-                "ports refused, never fetched", "all typed ZoneError, nothing cached")
+    figures.add(
+        "hostile zones",
+        "redirects: loops cut after 5; other schemes, hosts and ports refused, never fetched",
+        "all typed ZoneError, nothing cached",
+    )
 
 
 def test_a_stall_in_the_middle_of_a_body_is_retried(
@@ -107,17 +118,19 @@ def test_persistent_stalls_give_up_within_the_time_budget(
     """However many attempts the policy allows, the time budget ends the retries: no new
     attempt starts once a sleep would cross it (each attempt is bounded by its timeouts)."""
     http_directory_server.add_fault(key, Fault(delay=0.6, times=None))
-    retry = RetryPolicy(total_seconds=1.5, max_attempts=1000, initial_delay=0.05,
-                        max_delay=0.05)
+    retry = RetryPolicy(total_seconds=1.5, max_attempts=1000, initial_delay=0.05, max_delay=0.05)
     store = _reader(http_directory_server, tmp_path, timeout=(1.0, 0.3), retry=retry)
     error, elapsed = _bounded(lambda: store.load_bytes(uri_of(key)), 1.5 + 0.3 + 1.0)
     assert "time budget" in str(error)
     attempts = http_directory_server.hits(key, "GET")
     assert 2 <= attempts < 1000
     assert _nothing_cached(store, key)
-    figures.add("hostile zones", "server stalling every request (budget 1.5 s, read timeout "
-                "0.3 s, up to 1000 attempts): attempts / seconds until ZoneUnavailableError",
-                f"{attempts} / {elapsed:.1f}")
+    figures.add(
+        "hostile zones",
+        "server stalling every request (budget 1.5 s, read timeout "
+        "0.3 s, up to 1000 attempts): attempts / seconds until ZoneUnavailableError",
+        f"{attempts} / {elapsed:.1f}",
+    )
 
 
 def test_a_slow_drip_is_cut_off(
@@ -127,14 +140,17 @@ def test_a_slow_drip_is_cut_off(
     zone's minimum speed (here 50 KiB/s over 0.5 s) ends each attempt, and the retry
     budget ends the rest."""
     http_directory_server.add_fault(key, Fault(drip=0.05, length=10**12, times=None))
-    store = _reader(http_directory_server, tmp_path, timeout=(1.0, 0.5),
-                    min_speed=(50 * 1024, 0.5))
+    store = _reader(http_directory_server, tmp_path, timeout=(1.0, 0.5), min_speed=(50 * 1024, 0.5))
     error, elapsed = _bounded(lambda: store.load_bytes(uri_of(key)), 3.0 + 2 * 0.6 + 1.0)
     assert "too slow" in str(error)
     assert _nothing_cached(store, key)
-    figures.add("hostile zones", "slow drip (20 KiB/s, under the read timeout) of a 256 KiB "
-                "object, minimum speed 50 KiB/s: seconds until ZoneUnavailableError "
-                "(a full drip: 12.8 s per attempt)", f"{elapsed:.1f}")
+    figures.add(
+        "hostile zones",
+        "slow drip (20 KiB/s, under the read timeout) of a 256 KiB "
+        "object, minimum speed 50 KiB/s: seconds until ZoneUnavailableError "
+        "(a full drip: 12.8 s per attempt)",
+        f"{elapsed:.1f}",
+    )
 
 
 def test_the_minimum_speed_lets_a_steady_transfer_finish(
@@ -145,13 +161,20 @@ def test_the_minimum_speed_lets_a_steady_transfer_finish(
     assert store.load_bytes(uri_of(key)) == DATA
 
 
-@pytest.mark.parametrize(("length", "error"), [
-    (10**12, ZoneUnavailableError),  # announces a terabyte, sends 256 KiB, hangs up
-    (len(DATA) - 1000, CorruptObjectError),  # announces less: the rest is never read
-])
+@pytest.mark.parametrize(
+    ("length", "error"),
+    [
+        (10**12, ZoneUnavailableError),  # announces a terabyte, sends 256 KiB, hangs up
+        (len(DATA) - 1000, CorruptObjectError),  # announces less: the rest is never read
+    ],
+)
 def test_lying_content_lengths(
-    http_directory_server: DirectoryHTTPServer, key: str, tmp_path: Path, length: int,
-    error: type[Exception], figures: Any,
+    http_directory_server: DirectoryHTTPServer,
+    key: str,
+    tmp_path: Path,
+    length: int,
+    error: type[Exception],
+    figures: Any,
 ) -> None:
     http_directory_server.add_fault(key, Fault(length=length, times=None))
     store = _reader(http_directory_server, tmp_path)
@@ -159,8 +182,11 @@ def test_lying_content_lengths(
         store.load_bytes(uri_of(key))
     assert _nothing_cached(store, key)
     if length == 10**12:
-        figures.add("hostile zones", "Content-Length of 10^12 / shorter than the body",
-                    "ZoneUnavailableError / CorruptObjectError, nothing cached")
+        figures.add(
+            "hostile zones",
+            "Content-Length of 10^12 / shorter than the body",
+            "ZoneUnavailableError / CorruptObjectError, nothing cached",
+        )
 
 
 def test_credentials_in_the_zone_url_never_reach_a_message(
@@ -169,9 +195,14 @@ def test_credentials_in_the_zone_url_never_reach_a_message(
     url = http_directory_server.url.replace("http://", "http://reader:s3cret-token@")
     zone = HttpZone(url, retry=RetryPolicy(max_attempts=1))
     store = Store(tmp_path / "cache", zone=zone, fsync=False)
-    faults = [Fault(status=500), Fault(status=418), Fault(status=403),
-              Fault(location="http://elsewhere.example/x"), Fault(body=b"wrong bytes", times=2),
-              Fault(truncate_to=10)]
+    faults = [
+        Fault(status=500),
+        Fault(status=418),
+        Fault(status=403),
+        Fault(location="http://elsewhere.example/x"),
+        Fault(body=b"wrong bytes", times=2),
+        Fault(truncate_to=10),
+    ]
     messages = []
     for fault in faults:
         http_directory_server.add_fault(key, fault)
@@ -186,8 +217,11 @@ def test_credentials_in_the_zone_url_never_reach_a_message(
     assert leaked == []
     assert store.load_bytes(uri_of(key)) == DATA  # the credentials do reach the server
     assert http_directory_server.request_headers(key)[-1]["Authorization"].startswith("Basic")
-    figures.add("hostile zones", "error messages (7 kinds of failure) leaking the zone URL's "
-                "credentials", f"{len(leaked)} of {len(messages)}")
+    figures.add(
+        "hostile zones",
+        "error messages (7 kinds of failure) leaking the zone URL's credentials",
+        f"{len(leaked)} of {len(messages)}",
+    )
 
 
 GARBAGE_REFS = {
@@ -199,8 +233,11 @@ GARBAGE_REFS = {
 
 @pytest.mark.parametrize("what", sorted(GARBAGE_REFS))
 def test_garbage_memo_refs_in_a_zone_are_misses(
-    tmp_path: Path, what: str, http_directory_server: DirectoryHTTPServer,
-    fast_retry: RetryPolicy, figures: Any,
+    tmp_path: Path,
+    what: str,
+    http_directory_server: DirectoryHTTPServer,
+    fast_retry: RetryPolicy,
+    figures: Any,
 ) -> None:
     """A zone's ref map is written by others: a ref that is not text, or is huge, must make
     a memo call recompute (in bounded memory), never fail it."""
@@ -210,10 +247,12 @@ def test_garbage_memo_refs_in_a_zone_are_misses(
     zone_dir = http_directory_server.directory
     stores = {
         "LocalZone": Store(tmp_path / "a", zone=LocalZone(zone_dir, fsync=False)),
-        "HttpZone (read-only)": Store(tmp_path / "b", zone=HttpZone(
-            http_directory_server.url, retry=fast_retry)),
+        "HttpZone (read-only)": Store(
+            tmp_path / "b", zone=HttpZone(http_directory_server.url, retry=fast_retry)
+        ),
     }
     for where, store in stores.items():
+
         @kachery_cached(store=store, version="1")
         def double(x: float) -> float:
             return 2 * x
@@ -229,5 +268,8 @@ def test_garbage_memo_refs_in_a_zone_are_misses(
         assert not double.is_cached(4.0), where
         assert double(4.0) == 8.0, where
         assert double(4.0) == 8.0, where  # and now a hit, from the entry written meanwhile
-    figures.add("hostile zones", f"garbage memo ref in the zone ({what}): memo calls via "
-                "LocalZone / HttpZone", "recomputed, no error, bounded memory")
+    figures.add(
+        "hostile zones",
+        f"garbage memo ref in the zone ({what}): memo calls via LocalZone / HttpZone",
+        "recomputed, no error, bounded memory",
+    )

@@ -52,8 +52,9 @@ def test_many_processes_on_two_hosts_compute_each_key_once(
     roots = [tmp_path / "host-a", tmp_path / "host-b"]
     rng = random.Random(5)
     seeds = list(range(100, 100 + keys))
-    calls = [{"root": str(roots[i % 2]), "seeds": rng.sample(seeds, keys)}
-             for i in range(processes)]
+    calls = [
+        {"root": str(roots[i % 2]), "seeds": rng.sample(seeds, keys)} for i in range(processes)
+    ]
     go, marker = tmp_path / "go", str(tmp_path / "ran")
     forker.send(op="memo", calls=calls, n=N, delay=0.3, marker=marker, go=str(go))
     forker.receive()
@@ -63,9 +64,12 @@ def test_many_processes_on_two_hosts_compute_each_key_once(
     executions = [runs(f"{marker}-{seed}") for seed in seeds]
     assert executions == [1] * keys
     _check_consistent(roots, zone_root, seeds)
-    figures.add("memo contention", f"{processes} processes on 2 store roots sharing a zone "
-                f"directory, {keys} keys each: executions per key / failed calls",
-                f"{executions} / 0")
+    figures.add(
+        "memo contention",
+        f"{processes} processes on 2 store roots sharing a zone "
+        f"directory, {keys} keys each: executions per key / failed calls",
+        f"{executions} / 0",
+    )
 
 
 def test_a_killed_holder_is_replaced_by_exactly_one_waiter(
@@ -74,8 +78,14 @@ def test_a_killed_holder_is_replaced_by_exactly_one_waiter(
     root, seed, marker = tmp_path / "host", 7, str(tmp_path / "ran")
     go = tmp_path / "go"
     go.touch()
-    forker.send(op="memo", calls=[{"root": str(root), "seeds": [seed]}], n=N, delay=300.0,
-                marker=marker, go=str(go))
+    forker.send(
+        op="memo",
+        calls=[{"root": str(root), "seeds": [seed]}],
+        n=N,
+        delay=300.0,
+        marker=marker,
+        go=str(go),
+    )
     (holder,) = forker.receive()["pids"]
     deadline = time.monotonic() + 60
     while runs(f"{marker}-{seed}") == 0:
@@ -85,8 +95,14 @@ def test_a_killed_holder_is_replaced_by_exactly_one_waiter(
     # The waiters belong to a second forker: the first is busy reaping the holder.
     others = Forker(tmp_path / "forker2.log")
     try:
-        others.send(op="memo", calls=[{"root": str(root), "seeds": [seed]}] * waiters, n=N,
-                    delay=0.3, marker=marker, go=str(go))
+        others.send(
+            op="memo",
+            calls=[{"root": str(root), "seeds": [seed]}] * waiters,
+            n=N,
+            delay=0.3,
+            marker=marker,
+            go=str(go),
+        )
         others.receive()
         time.sleep(0.5)  # they are polling the holder's lock now
         assert runs(f"{marker}-{seed}") == 1
@@ -98,8 +114,12 @@ def test_a_killed_holder_is_replaced_by_exactly_one_waiter(
     assert codes == [0] * waiters, others.log.read_text()
     assert runs(f"{marker}-{seed}") == 2
     _check_consistent([root], zone_root, [seed])
-    figures.add("memo contention", f"lock holder SIGKILLed with {waiters} waiters: "
-                "executions (the killed one + its replacement)", runs(f"{marker}-{seed}"))
+    figures.add(
+        "memo contention",
+        f"lock holder SIGKILLed with {waiters} waiters: "
+        "executions (the killed one + its replacement)",
+        runs(f"{marker}-{seed}"),
+    )
 
 
 def _hammer(path: Path, seconds: float, threads: int) -> tuple[int, int, list[BaseException]]:
@@ -142,6 +162,7 @@ def test_forty_threads_never_hold_one_lock_together(
 ) -> None:
     """borg's lock race test, with and without hard links (e.g. FAT, some FUSE mounts)."""
     if not hard_links:
+
         def no_link(src: object, dst: object) -> None:
             raise OSError(errno.EPERM, "Operation not permitted")
 
@@ -150,8 +171,11 @@ def test_forty_threads_never_hold_one_lock_together(
     assert errors == [] and max_holders == 1 and acquired > 0
     assert not any((tmp_path / "locks").iterdir())
     how = "hard links" if hard_links else "no hard links (exclusive create)"
-    figures.add("locks", f"40 threads x 0.4 s acquire/release, {how}: acquisitions / max "
-                "holders / errors", f"{acquired} / {max_holders} / {len(errors)}")
+    figures.add(
+        "locks",
+        f"40 threads x 0.4 s acquire/release, {how}: acquisitions / max holders / errors",
+        f"{acquired} / {max_holders} / {len(errors)}",
+    )
 
 
 def test_a_creator_killed_before_linking_leaves_no_lock(tmp_path: Path) -> None:

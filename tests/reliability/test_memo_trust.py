@@ -76,7 +76,10 @@ def intruder(tmp_path: Path, zone: LocalZone) -> Store:
 
 
 def test_a_planted_pickle_is_never_unpickled_by_a_hit(
-    tmp_path: Path, zone: LocalZone, intruder: Store, caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    zone: LocalZone,
+    intruder: Store,
+    caplog: pytest.LogCaptureFixture,
     figures: Any,
 ) -> None:
     marker = tmp_path / "marker"
@@ -99,8 +102,12 @@ def test_a_planted_pickle_is_never_unpickled_by_a_hit(
     messages = [r.getMessage() for r in caplog.records if "not unpickling" in r.message]
     assert len(messages) == 1 and evil.sha1 in messages[0]  # once per result, not per hit
     assert all(r.levelno < logging.WARNING for r in caplog.records)
-    figures.add("memo trust", "planted malicious pickle entries in a shared zone: planted / "
-                "recomputed / payload executed", f"{planted} / {len(_RUNS)} / 0")
+    figures.add(
+        "memo trust",
+        "planted malicious pickle entries in a shared zone: planted / "
+        "recomputed / payload executed",
+        f"{planted} / {len(_RUNS)} / 0",
+    )
 
 
 def test_own_pickles_are_hits_in_other_processes_and_stores_sharing_the_root(
@@ -130,7 +137,10 @@ def test_hits_never_grant_trust(tmp_path: Path, zone: LocalZone, intruder: Store
 
 @pytest.mark.parametrize("how", ["zones.json", "environment", "argument"])
 def test_opting_in_trusts_the_zones_pickles(
-    tmp_path: Path, zone: LocalZone, intruder: Store, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    zone: LocalZone,
+    intruder: Store,
+    monkeypatch: pytest.MonkeyPatch,
     how: str,
 ) -> None:
     result = intruder.put_bytes(pickle.dumps({"shared": "by a colleague"}, protocol=4))
@@ -263,8 +273,11 @@ def test_a_damaged_record_never_makes_gc_delete_what_it_reached(
         assert store.object_path(nested).exists(), what
         assert outer.key(n) in report.unreadable_records, what
         kept += 1
-    figures.add("corruption", "gc with live records missing / truncated / misdirected: "
-                "objects they reach kept", f"{kept}/{len(damages)}")
+    figures.add(
+        "corruption",
+        "gc with live records missing / truncated / misdirected: objects they reach kept",
+        f"{kept}/{len(damages)}",
+    )
 
 
 def _flip_a_digit_of_the_nested_uri(data: bytes) -> bytes:

@@ -73,8 +73,9 @@ def _race(
 ) -> tuple[list[int], Readers]:
     go = tmp_path / f"go-{seed}"
     size = count("RACE_MIB", 8) << 20
-    forker.send(op="race", writers=count("RACE_WRITERS", 32), size=size, seed=seed,
-                go=str(go), naive=naive)
+    forker.send(
+        op="race", writers=count("RACE_WRITERS", 32), size=size, seed=seed, go=str(go), naive=naive
+    )
     info = forker.receive()
     zone_path = zone_root / Path(info["path"]).relative_to(get_default_store().root)
     readers = Readers([info["path"], str(zone_path)], info["sha1"])
@@ -95,9 +96,12 @@ def test_32_writers_of_one_object_with_polling_readers(
     for root in (store.root, zone_root):
         report = Store(root).verify(temp_grace_seconds=0)
         assert report.ok and report.checked == 1 and not report.temp_files
-    figures.add("torn writes", f"{len(codes)} processes store one {count('RACE_MIB', 8)} MiB "
-                "object (store + zone), 2 readers polling: reads good / partial",
-                f"{readers.good} / {readers.torn}")
+    figures.add(
+        "torn writes",
+        f"{len(codes)} processes store one {count('RACE_MIB', 8)} MiB "
+        "object (store + zone), 2 readers polling: reads good / partial",
+        f"{readers.good} / {readers.torn}",
+    )
 
 
 def test_control_naive_writers_are_caught_tearing(
@@ -108,17 +112,34 @@ def test_control_naive_writers_are_caught_tearing(
     codes, readers = _race(forker, tmp_path, zone_root, naive=True, seed=2)
     assert codes == [0] * len(codes), forker.log.read_text()
     assert readers.torn > 0
-    figures.add("torn writes", "control: naive in-place writers, same race: reads good / "
-                "partial", f"{readers.good} / {readers.torn}")
+    figures.add(
+        "torn writes",
+        "control: naive in-place writers, same race: reads good / partial",
+        f"{readers.good} / {readers.torn}",
+    )
 
 
 def _kill_rounds(
-    forker: Forker, zone_root: Path, tmp_path: Path, *, rounds: int, min_size: int,
-    max_size: int, max_delay: float, seed: int,
+    forker: Forker,
+    zone_root: Path,
+    tmp_path: Path,
+    *,
+    rounds: int,
+    min_size: int,
+    max_size: int,
+    max_delay: float,
+    seed: int,
 ) -> dict[str, Any]:
     """Run the rounds; check the store, the zone and every memoized call; return figures."""
-    forker.send(op="kill", rounds=rounds, min_size=min_size, max_size=max_size,
-                max_delay=max_delay, seed=seed, memo_every=4)
+    forker.send(
+        op="kill",
+        rounds=rounds,
+        min_size=min_size,
+        max_size=max_size,
+        max_delay=max_delay,
+        seed=seed,
+        memo_every=4,
+    )
     results = forker.receive(timeout=600)["rounds"]
     store = get_default_store()
     zone_store = Store(zone_root)
@@ -155,8 +176,16 @@ def _kill_rounds(
 def test_writers_killed_at_random_points_leave_no_corrupt_object(
     forker: Forker, zone_root: Path, tmp_path: Path, figures: Any
 ) -> None:
-    stats = _kill_rounds(forker, zone_root, tmp_path, rounds=count("KILL_ROUNDS", 200),
-                         min_size=64 << 10, max_size=1 << 20, max_delay=0.012, seed=3)
+    stats = _kill_rounds(
+        forker,
+        zone_root,
+        tmp_path,
+        rounds=count("KILL_ROUNDS", 200),
+        min_size=64 << 10,
+        max_size=1 << 20,
+        max_delay=0.012,
+        seed=3,
+    )
     assert stats["killed"] > 0
     removed: list[str] = []
     for root in (get_default_store().root, zone_root):  # gc on the zone directory cleans it
@@ -166,15 +195,24 @@ def test_writers_killed_at_random_points_leave_no_corrupt_object(
         assert not any(Store(root).iter_temp_files())
         locks = root / ".kachery-flows" / "locks"
         assert not locks.is_dir() or not any(locks.iterdir())
-    figures.add("kill -9", "writers SIGKILLed at random 0-12 ms (64 KiB-1 MiB, every 4th a "
-                "memoized call, store + zone): rounds / killed / corrupt objects",
-                f"{stats['rounds']} / {stats['killed']} / {stats['corrupt']} "
-                f"(of {stats['objects']} objects)")
-    figures.add("kill -9", "orphan temp files found by verify / removed by gc",
-                f"{len(stats['temps'])} / {len(removed)}")
-    figures.add("kill -9", "memoized calls re-run after the kills: calls / completed before "
-                "the kill / recomputed / wrong values",
-                f"{stats['memo']} / {stats['memo_completed']} / {stats['recomputed']} / 0")
+    figures.add(
+        "kill -9",
+        "writers SIGKILLed at random 0-12 ms (64 KiB-1 MiB, every 4th a "
+        "memoized call, store + zone): rounds / killed / corrupt objects",
+        f"{stats['rounds']} / {stats['killed']} / {stats['corrupt']} "
+        f"(of {stats['objects']} objects)",
+    )
+    figures.add(
+        "kill -9",
+        "orphan temp files found by verify / removed by gc",
+        f"{len(stats['temps'])} / {len(removed)}",
+    )
+    figures.add(
+        "kill -9",
+        "memoized calls re-run after the kills: calls / completed before "
+        "the kill / recomputed / wrong values",
+        f"{stats['memo']} / {stats['memo_completed']} / {stats['recomputed']} / 0",
+    )
 
 
 @pytest.mark.slow
@@ -186,9 +224,16 @@ def test_writers_of_larger_objects_with_fsync_killed(
     monkeypatch.setenv("KACHERY_FLOWS_FSYNC", "1")
     forker = Forker(tmp_path / "forker.log")
     try:
-        stats = _kill_rounds(forker, zone_root, tmp_path,
-                             rounds=count("SLOW_KILL_ROUNDS", 40), min_size=1 << 20,
-                             max_size=4 << 20, max_delay=0.08, seed=4)
+        stats = _kill_rounds(
+            forker,
+            zone_root,
+            tmp_path,
+            rounds=count("SLOW_KILL_ROUNDS", 40),
+            min_size=1 << 20,
+            max_size=4 << 20,
+            max_delay=0.08,
+            seed=4,
+        )
     finally:
         forker.close()
     removed: list[str] = []
@@ -196,9 +241,12 @@ def test_writers_of_larger_objects_with_fsync_killed(
         removed += Store(root).verify(remove_temp=True, temp_grace_seconds=0).removed_temp_files
     assert sorted(removed) == sorted(stats["temps"])
     assert not any(get_default_store().iter_temp_files())
-    figures.add("kill -9", "slow variant: 1-4 MiB, fsync on, killed at 0-80 ms: rounds / "
-                "killed / corrupt / temps removed by verify",
-                f"{stats['rounds']} / {stats['killed']} / {stats['corrupt']} / {len(removed)}")
+    figures.add(
+        "kill -9",
+        "slow variant: 1-4 MiB, fsync on, killed at 0-80 ms: rounds / "
+        "killed / corrupt / temps removed by verify",
+        f"{stats['rounds']} / {stats['killed']} / {stats['corrupt']} / {len(removed)}",
+    )
 
 
 def _store_in_child(root: str, value: float) -> str:
@@ -226,5 +274,8 @@ def test_children_forked_after_large_stores_can_store(tmp_path: Path, figures: A
     assert len(set(uris)) == 4 and parent not in uris
     assert firsts == [float(series(seed, 200_000)[0]) for seed in range(1, 5)]
     assert Store(root).verify().ok and get_default_store().verify().ok
-    figures.add("fork", "children forked after large stores and memo calls: stores done",
-                f"{len(uris) + len(firsts)}/8")
+    figures.add(
+        "fork",
+        "children forked after large stores and memo calls: stores done",
+        f"{len(uris) + len(firsts)}/8",
+    )

@@ -47,8 +47,12 @@ def pytest_terminal_summary(
 ) -> None:
     table = config.stash.get(_TABLE, None)
     if table is not None:
-        write_table(terminalreporter, f"security: {len(table.rows)} attacks tried, all held",
-                    ("attack", "outcome", "test"), table.rows)
+        write_table(
+            terminalreporter,
+            f"security: {len(table.rows)} attacks tried, all held",
+            ("attack", "outcome", "test"),
+            table.rows,
+        )
 
 
 def _limits() -> None:
@@ -67,13 +71,17 @@ def attack(tmp_path: Path) -> Callable[..., dict[str, Any]]:
     def run(name: str, timeout: float = TIMEOUT, **params: Any) -> dict[str, Any]:
         work = tmp_path / f"attack-{name}"
         work.mkdir(exist_ok=True)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            [str(HERE), os.environ.get("PYTHONPATH", "")]))
+        env = dict(
+            os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
+        )
         try:
             proc = subprocess.run(
-                [sys.executable, str(HERE / "sec_runner.py"), name, str(work),
-                 json.dumps(params)],
-                capture_output=True, text=True, timeout=timeout, env=env, cwd=work,
+                [sys.executable, str(HERE / "sec_runner.py"), name, str(work), json.dumps(params)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=env,
+                cwd=work,
                 preexec_fn=_limits,
             )
         except subprocess.TimeoutExpired:

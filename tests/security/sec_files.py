@@ -126,8 +126,11 @@ def attack_fifo_refs(work: Path) -> dict[str, Any]:
     local_fifo.parent.mkdir(parents=True, exist_ok=True)
     os.mkfifo(local_fifo)
     local_value = g(2)
-    return {"zone_ok": zone_value == payload(1), "local_ok": local_value == payload(2),
-            "seconds": time.monotonic() - started}
+    return {
+        "zone_ok": zone_value == payload(1),
+        "local_ok": local_value == payload(2),
+        "seconds": time.monotonic() - started,
+    }
 
 
 def _plant_object(zone: LocalZone, sha1: str) -> Path:
@@ -173,8 +176,12 @@ def attack_zone_special_files(work: Path) -> dict[str, Any]:
     (zone.root / "sha1" / sha1[:2]).symlink_to(elsewhere)
     outcomes["sha1/aa symlinked to the reader's directory"] = _load(reader, sha1)
     staged = list((reader.root / ".kachery-flows" / "staging").glob("*"))
-    return {"outcomes": outcomes, "private_sha1": private_sha1, "staged": len(staged),
-            "cached": sorted(reader.iter_hashes())}
+    return {
+        "outcomes": outcomes,
+        "private_sha1": private_sha1,
+        "staged": len(staged),
+        "cached": sorted(reader.iter_hashes()),
+    }
 
 
 def attack_sparse_zone_object(work: Path, size: int) -> dict[str, Any]:

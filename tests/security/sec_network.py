@@ -91,7 +91,9 @@ def attack_kachery_network_answers(work: Path) -> dict[str, Any]:
         # 512 MB from 0.5 MB of gzip; 300 MB bodies; 500k nested arrays
         with _serve(mode) as url:
             zone = KacheryNetworkZone(
-                "default", base_url=url, timeout=(5.0, 10.0),
+                "default",
+                base_url=url,
+                timeout=(5.0, 10.0),
                 retry=RetryPolicy(total_seconds=2.0, max_attempts=2, initial_delay=0.01),
             )
             started = time.monotonic()
@@ -123,8 +125,11 @@ def attack_plain_http_mirror_refs(work: Path) -> dict[str, Any]:
         poisoned = server.put_object(b"poisoned").rsplit("/", 1)[1]
         record = server.put_object(b'{"schema":"x"}').rsplit("/", 1)[1]
         for opt_in in (False, True):
-            zone = HttpZone(server.url, plain_http_refs=opt_in,
-                            retry=RetryPolicy(total_seconds=2.0, max_attempts=2))
+            zone = HttpZone(
+                server.url,
+                plain_http_refs=opt_in,
+                retry=RetryPolicy(total_seconds=2.0, max_attempts=2),
+            )
             store = Store(work / f"reader-{opt_in}", zone=zone, fsync=False)
 
             @kachery_cached(store=store, version="1")

@@ -24,42 +24,51 @@ def gadgets() -> dict[str, bytes]:
     flags = b"J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t"
     assert flags in arr and b"C\x08" + b"\0" * 8 in arr
     object_flag = arr.replace(flags, flags[:-3] + b"K?t").replace(
-        b"C\x08" + b"\0" * 8, b"C\x08" + b"A" * 8)
+        b"C\x08" + b"\0" * 8, b"C\x08" + b"A" * 8
+    )
     return {
         "dtype BUILD setting the object flag on raw bytes (segfault)": object_flag,
         "dtype BUILD with an object-dtype elsize swap": arr.replace(
-            flags, b"J\xff\xff\xff\xffJ\x08\x00\x00\x00K\x3ft"),
+            flags, b"J\xff\xff\xff\xffJ\x08\x00\x00\x00K\x3ft"
+        ),
         "array of dtype O with a list of objects as data": pickle.dumps(
-            np.array([1, "x"], dtype=object), protocol=4),
+            np.array([1, "x"], dtype=object), protocol=4
+        ),
         "scalar(dtype('O'), obj)": (
             b"\x80\x02cnumpy.core.multiarray\nscalar\ncnumpy\ndtype\nX\x02\x00\x00\x00O8"
             b"\x89\x88\x87R(K\x03X\x01\x00\x00\x00|NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK?t"
-            b"bcos\ngetcwd\n)R\x86R."),
+            b"bcos\ngetcwd\n)R\x86R."
+        ),
         "ndarray subclass (recarray)": pickle.dumps(np.rec.array([(1, 2.0)]), protocol=4),
         "ndarray subclass (matrix)": pickle.dumps(np.asmatrix(np.eye(2)), protocol=4),
         "bytearray(2**33) from 32 bytes": (
-            b"\x80\x03cbuiltins\nbytearray\n\x8a\x05\x00\x00\x00\x00\x02\x85R."),
+            b"\x80\x03cbuiltins\nbytearray\n\x8a\x05\x00\x00\x00\x00\x02\x85R."
+        ),
         "bytes(2**33)": b"\x80\x03cbuiltins\nbytes\n\x8a\x05\x00\x00\x00\x00\x02\x85R.",
         "list(range(2**40))": (
             b"\x80\x03cbuiltins\nlist\ncbuiltins\nrange\n"
-            b"\x8a\x06\x00\x00\x00\x00\x00\x01\x85R\x85R."),
+            b"\x8a\x06\x00\x00\x00\x00\x00\x01\x85R\x85R."
+        ),
         "a second BUILD on a dtype (clear, then restore the object flag)": (
             b"cnumpy\ndtype\n(S'f8'\nI00\nI01\ntR(I3\nS'<'\nNNNI-1\nI-1\nI0\ntb"
-            b"(I3\nS'<'\nNNNI-1\nI-1\nI63\ntb."),
+            b"(I3\nS'<'\nNNNI-1\nI-1\nI63\ntb."
+        ),
         "frozenset(range(2**40))": (
             b"\x80\x03cbuiltins\nfrozenset\ncbuiltins\nrange\n"
-            b"\x8a\x06\x00\x00\x00\x00\x00\x01\x85R\x85R."),
+            b"\x8a\x06\x00\x00\x00\x00\x00\x01\x85R\x85R."
+        ),
         "_codecs.encode chained base64 (x4/3 per call)": (
             b"\x80\x03c_codecs\nencode\nq\x00h\x00C\x01xX\x06\x00\x00\x00base64\x86R"
-            b"X\x06\x00\x00\x00base64\x86R."),
+            b"X\x06\x00\x00\x00base64\x86R."
+        ),
         "os.system": b"cos\nsystem\n(S'touch /tmp/kf-pwned'\ntR.",
         "builtins.eval": b"c__builtin__\neval\n(S'1+1'\ntR.",
         "builtins.getattr on an allowed class": (
             b"\x80\x04\x8c\x08builtins\x8c\x07getattr\x93\x8c\x08builtins\x8c\x04list"
-            b"\x93\x8c\x06append\x86R."),
+            b"\x93\x8c\x06append\x86R."
+        ),
         "numpy.load": b"cnumpy\nload\n(S'/etc/passwd'\ntR.",
-        "dotted name numpy.dtype.__init__": (
-            b"\x80\x04\x8c\x05numpy\x8c\x0edtype.__init__\x93."),
+        "dotted name numpy.dtype.__init__": (b"\x80\x04\x8c\x05numpy\x8c\x0edtype.__init__\x93."),
         "copyreg._reconstructor": b"ccopyreg\n_reconstructor\n(c__builtin__\nobject\nNtR.",
         "nested pickle.loads": b"cpickle\nloads\n(C\x01.tR.",
         "NEWOBJ on an allowed class": b"\x80\x02c__builtin__\nlist\n)\x81.",
@@ -67,15 +76,19 @@ def gadgets() -> dict[str, bytes]:
         "persistent id": b"\x80\x02X\x01\x00\x00\x00xQ.",
         "out-of-band buffer (protocol 5)": b"\x80\x05\x97.",
         "BUILD on an OrderedDict (attribute injection)": (
-            b"\x80\x02ccollections\nOrderedDict\n)R}X\x03\x00\x00\x00abcK\x01sb."),
+            b"\x80\x02ccollections\nOrderedDict\n)R}X\x03\x00\x00\x00abcK\x01sb."
+        ),
         "array placeholder fetched from the memo before its state": (
             b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b"
-            b"\x87Rq\x00h\x00."),
+            b"\x87Rq\x00h\x00."
+        ),
         "array placeholder never given its state": (
             b"\x80\x02cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b"
-            b"\x87R\x85."),
+            b"\x87R\x85."
+        ),
         "array data shorter than its shape (out-of-bounds read)": arr.replace(
-            b"K\x01\x85", b"K\x40\x85", 1),
+            b"K\x01\x85", b"K\x40\x85", 1
+        ),
     }
 
 
@@ -147,28 +160,74 @@ def attack_intact_undecodable(work: Path) -> dict[str, Any]:
         error, message = type(exc).__name__, str(exc)
     quarantine = store.quarantine_dir
     return {
-        "codec": ref.codec, "error": error, "message": message,
+        "codec": ref.codec,
+        "error": error,
+        "message": message,
         "still_there": path.is_file(),
-        "quarantined": sorted(p.name for p in quarantine.iterdir()) if quarantine.is_dir()
-        else [],
+        "quarantined": sorted(p.name for p in quarantine.iterdir()) if quarantine.is_dir() else [],
     }
 
 
 _OPCODES = [
-    b"(", b"t", b"R", b"b", b"l", b"d", b"N", b"\x88", b"\x89", b"K\x01", b"K\x00", b"]",
-    b"}", b"\x8f", b"\x91", b"\x85", b"\x86", b"\x87", b"a", b"e", b"s", b"u", b"0", b"2",
-    b"\x94", b"h\x00", b"h\x01", b"q\x00", b"q\x01", b"p0\n", b"g0\n", b"S'x'\n",
-    b"X\x01\x00\x00\x00y", b"\x8c\x01z", b"C\x08AAAAAAAA", b"C\x01b", b"J\xff\xff\xff\xff",
-    b"\x8a\x05\x00\x00\x00\x00\x02", b"G?\xf0\x00\x00\x00\x00\x00\x00",
+    b"(",
+    b"t",
+    b"R",
+    b"b",
+    b"l",
+    b"d",
+    b"N",
+    b"\x88",
+    b"\x89",
+    b"K\x01",
+    b"K\x00",
+    b"]",
+    b"}",
+    b"\x8f",
+    b"\x91",
+    b"\x85",
+    b"\x86",
+    b"\x87",
+    b"a",
+    b"e",
+    b"s",
+    b"u",
+    b"0",
+    b"2",
+    b"\x94",
+    b"h\x00",
+    b"h\x01",
+    b"q\x00",
+    b"q\x01",
+    b"p0\n",
+    b"g0\n",
+    b"S'x'\n",
+    b"X\x01\x00\x00\x00y",
+    b"\x8c\x01z",
+    b"C\x08AAAAAAAA",
+    b"C\x01b",
+    b"J\xff\xff\xff\xff",
+    b"\x8a\x05\x00\x00\x00\x00\x02",
+    b"G?\xf0\x00\x00\x00\x00\x00\x00",
     b"\x95\x02\x00\x00\x00\x00\x00\x00\x00",
 ]
 _GLOBALS = [
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "scalar"), ("numpy._core.numeric", "_frombuffer"),
-    ("builtins", "bytearray"), ("builtins", "bytes"), ("builtins", "list"),
-    ("builtins", "set"), ("builtins", "range"), ("builtins", "complex"),
-    ("collections", "OrderedDict"), ("_codecs", "encode"), ("os", "system"),
-    ("builtins", "getattr"), ("builtins", "eval"), ("numpy", "load"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("builtins", "bytearray"),
+    ("builtins", "bytes"),
+    ("builtins", "list"),
+    ("builtins", "set"),
+    ("builtins", "range"),
+    ("builtins", "complex"),
+    ("collections", "OrderedDict"),
+    ("_codecs", "encode"),
+    ("os", "system"),
+    ("builtins", "getattr"),
+    ("builtins", "eval"),
+    ("numpy", "load"),
 ]
 _STRINGS = [b"f8", b"O8", b"V8", b"U3", b"M8", b"latin1", b"base64", b"<", b"|"]
 
@@ -203,8 +262,17 @@ def attack_fuzz(work: Path, examples: int) -> dict[str, Any]:
     from kachery_flows.codecs import decode_pkl
 
     events: list[str] = []
-    watched = ("os.system", "subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn",
-               "exec", "compile", "ctypes.dlopen", "open")
+    watched = (
+        "os.system",
+        "subprocess.Popen",
+        "os.exec",
+        "os.posix_spawn",
+        "os.spawn",
+        "exec",
+        "compile",
+        "ctypes.dlopen",
+        "open",
+    )
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
         if armed and event in watched:
@@ -214,8 +282,26 @@ def attack_fuzz(work: Path, examples: int) -> dict[str, Any]:
     sys.addaudithook(hook)
     decode_pkl(pickle.dumps([np.arange(3), {"a": 1.5}], protocol=4), "warm-up")
     tally = {"tried": 0, "loaded": 0, "refused": 0, "malformed": 0}
-    allowed = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple,
-               set, frozenset, dict, range, slice, np.ndarray, np.generic, np.dtype)
+    allowed = (
+        type(None),
+        bool,
+        int,
+        float,
+        complex,
+        str,
+        bytes,
+        bytearray,
+        list,
+        tuple,
+        set,
+        frozenset,
+        dict,
+        range,
+        slice,
+        np.ndarray,
+        np.generic,
+        np.dtype,
+    )
 
     def op(item: Any) -> bytes:
         if isinstance(item, bytes):
@@ -224,11 +310,22 @@ def attack_fuzz(work: Path, examples: int) -> dict[str, Any]:
             return b"c" + item[0].encode() + b"\n" + item[1].encode() + b"\n"
         return b"\x8c" + bytes([len(item[0])]) + item[0]
 
-    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(
-        ops=st.lists(st.one_of(st.sampled_from(_OPCODES), st.sampled_from(_GLOBALS),
-                               st.tuples(st.sampled_from(_STRINGS))), max_size=30),
+        ops=st.lists(
+            st.one_of(
+                st.sampled_from(_OPCODES),
+                st.sampled_from(_GLOBALS),
+                st.tuples(st.sampled_from(_STRINGS)),
+            ),
+            max_size=30,
+        ),
         proto=st.sampled_from([b"", b"\x80\x02", b"\x80\x04", b"\x80\x05"]),
     )
     def fuzz(ops: list[Any], proto: bytes) -> None:

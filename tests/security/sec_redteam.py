@@ -128,5 +128,8 @@ def attack_hard_linked_zone_object(work: Path) -> dict[str, Any]:
         protected = Path("/proc/sys/fs/protected_hardlinks").read_text().strip()
     except OSError:
         protected = "unknown"
-    return {"outcome": outcome, "cached": sorted(reader.iter_hashes()),
-            "protected_hardlinks": protected}
+    return {
+        "outcome": outcome,
+        "cached": sorted(reader.iter_hashes()),
+        "protected_hardlinks": protected,
+    }

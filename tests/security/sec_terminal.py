@@ -35,8 +35,11 @@ def attack_credentials_in_zone_urls(work: Path) -> dict[str, Any]:
     shown += [zone.name, repr(zone), repr(Store(work / "s", zone=zone))]
     shown.append(_cli("config"))
     shown.append(_cli("config", "--json"))
-    for url in (f"https://user:{SECRET}@example.org/x?q=1", f"ftp2://u:{SECRET}@/",
-                f"file://u:{SECRET}@host/p"):
+    for url in (
+        f"https://user:{SECRET}@example.org/x?q=1",
+        f"ftp2://u:{SECRET}@/",
+        f"file://u:{SECRET}@host/p",
+    ):
         try:
             open_zone(url)
         except KacheryError as exc:
@@ -52,12 +55,22 @@ def attack_escape_sequences_in_records(work: Path) -> dict[str, Any]:
     os.environ["KACHERY_CLOUD_DIR"] = str(store.root)
     os.environ.pop("KACHERY_ZONE", None)
     hostile = "\x1b]0;owned\x07\x1b[2J\x1b[31mRED\r\u202eevil\x9b"
-    record = store.put_json({
-        "schema": RECORD_SCHEMA, "function": hostile, "host": hostile, "code": hostile,
-        "inputs": {hostile: {"type": hostile, "value": hostile, "token": hostile}},
-        "result": {"uri": hostile, "codec": hostile, "type": hostile},
-    })
+    record = store.put_json(
+        {
+            "schema": RECORD_SCHEMA,
+            "function": hostile,
+            "host": hostile,
+            "code": hostile,
+            "inputs": {hostile: {"type": hostile, "value": hostile, "token": hostile}},
+            "result": {"uri": hostile, "codec": hostile, "type": hostile},
+        }
+    )
     output = _cli("info", record.uri)
-    bad = sorted({hex(ord(c)) for c in output
-                  if (ord(c) < 32 and c != "\n") or 0x7f <= ord(c) < 0xa0 or c == "\u202e"})
+    bad = sorted(
+        {
+            hex(ord(c))
+            for c in output
+            if (ord(c) < 32 and c != "\n") or 0x7F <= ord(c) < 0xA0 or c == "\u202e"
+        }
+    )
     return {"output": output, "raw_controls": bad, "escaped": "\\x1b" in output}

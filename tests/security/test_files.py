@@ -17,9 +17,11 @@ def test_an_entry_cannot_quarantine_or_change_your_objects(attack: Attack, held:
         assert seen["value_ok"], (what, seen)
         # a size that disagrees is a miss at once; a wrong codec is found when loading
         assert not seen["is_cached"] or what.startswith("codec"), (what, seen)
-    held("memo entry naming the victim's local-only object with a wrong size or codec "
-         f"({len(result['outcomes'])} variants; is_cached() and call)",
-         "held: miss, object intact, nothing quarantined")
+    held(
+        "memo entry naming the victim's local-only object with a wrong size or codec "
+        f"({len(result['outcomes'])} variants; is_cached() and call)",
+        "held: miss, object intact, nothing quarantined",
+    )
 
 
 def test_malformed_entries_are_misses(attack: Attack, held: Held) -> None:
@@ -27,8 +29,11 @@ def test_malformed_entries_are_misses(attack: Attack, held: Held) -> None:
     for what, seen in result["outcomes"].items():
         assert seen == "miss (is_cached=False, value ok=True)", (what, seen)
     assert result["computed"] == result["planted"]
-    held(f"malformed memo entries ({result['planted']}: non-ASCII digits, 10**30 sizes, "
-         "odd whitespace, 100 KB tokens, 1 MiB garbage)", "held: miss, recomputed, no error")
+    held(
+        f"malformed memo entries ({result['planted']}: non-ASCII digits, 10**30 sizes, "
+        "odd whitespace, 100 KB tokens, 1 MiB garbage)",
+        "held: miss, recomputed, no error",
+    )
 
 
 def test_fifo_refs_never_block(attack: Attack, held: Held) -> None:
@@ -53,18 +58,27 @@ def test_a_sparse_zone_object_is_not_copied(attack: Attack, held: Held) -> None:
     result = attack("files.sparse_zone_object", size=2 << 30)  # 8x the child's file limit
     assert result["outcome"].startswith("CorruptObjectError"), result
     assert "nothing was copied" in result["outcome"]
-    held("2 GiB sparse file as a zone object (no disk for its writer)",
-         "fixed: hashed in place, refused without a copy")
+    held(
+        "2 GiB sparse file as a zone object (no disk for its writer)",
+        "fixed: hashed in place, refused without a copy",
+    )
 
 
 def test_swapping_a_zone_object_during_reads(attack: Attack, held: Held) -> None:
     result = attack("files.swap_race", timeout=300, rounds=300)
     outcomes = result["outcomes"]
-    assert set(outcomes) <= {"loaded, correct", "ZoneError", "CorruptObjectError",
-                             "ObjectNotFoundError"}, outcomes
+    assert set(outcomes) <= {
+        "loaded, correct",
+        "ZoneError",
+        "CorruptObjectError",
+        "ObjectNotFoundError",
+    }, outcomes
     assert outcomes.get("loaded, correct", 0) > 0
-    held(f"zone object swapped with a /dev/zero symlink during reads ({sum(outcomes.values())}"
-         " fetches)", "held: the object or a typed error, never the device")
+    held(
+        f"zone object swapped with a /dev/zero symlink during reads ({sum(outcomes.values())}"
+        " fetches)",
+        "held: the object or a typed error, never the device",
+    )
 
 
 def test_zones_json_must_be_a_small_regular_file_of_yours(attack: Attack, held: Held) -> None:

@@ -19,8 +19,10 @@ def test_known_gadget_families_are_refused(attack: Attack, held: Held) -> None:
         assert seen == [expected] * 3, (what, seen)  # load_pkl, Ref.load, dask.load_ref
     assert result["maxrss_mb"] < 400, result["maxrss_mb"]
     for what in result["outcomes"]:
-        held(f"pickle gadget: {what} (load_pkl, Ref.load .pkl, dask.load_ref)",
-             "held: typed error, no code, no crash")
+        held(
+            f"pickle gadget: {what} (load_pkl, Ref.load .pkl, dask.load_ref)",
+            "held: typed error, no code, no crash",
+        )
 
 
 def test_fuzzed_opcode_streams_stay_inside_the_decoder(attack: Attack, held: Held) -> None:
@@ -29,9 +31,12 @@ def test_fuzzed_opcode_streams_stay_inside_the_decoder(attack: Attack, held: Hel
     assert result["tried"] >= min(examples, 1000)
     assert result["code_events"] == []
     assert result["loaded"] > 0 and result["refused"] > 0  # the fuzz reaches both sides
-    held(f"pickle opcode streams fuzzed with Hypothesis ({result['tried']}: "
-         f"{result['loaded']} loaded, {result['refused']} refused, {result['malformed']} "
-         "malformed)", "held: only containers/scalars/arrays, output <= 256x input, no code")
+    held(
+        f"pickle opcode streams fuzzed with Hypothesis ({result['tried']}: "
+        f"{result['loaded']} loaded, {result['refused']} refused, {result['malformed']} "
+        "malformed)",
+        "held: only containers/scalars/arrays, output <= 256x input, no code",
+    )
 
 
 def test_a_pickle_under_another_codec_never_reaches_pickle(attack: Attack, held: Held) -> None:
@@ -43,8 +48,11 @@ def test_a_pickle_under_another_codec_never_reaches_pickle(attack: Attack, held:
     assert outcomes["pkl"] == "UnsafePickleError"  # the trust rule: this store did not pickle it
     assert outcomes["json"] == "DecodeError" and outcomes["npy"] == "DecodeError"
     assert outcomes["bytes"] == "value bytes"
-    held("pickle stored under a .txt label / unknown or mismatched codec (load_result, "
-         "KacherySerializer path)", "held: DecodeError or UnsafePickleError, never unpickled")
+    held(
+        "pickle stored under a .txt label / unknown or mismatched codec (load_result, "
+        "KacherySerializer path)",
+        "held: DecodeError or UnsafePickleError, never unpickled",
+    )
 
 
 def test_an_intact_pickle_that_fails_to_load_says_so(attack: Attack, held: Held) -> None:
@@ -54,5 +62,7 @@ def test_an_intact_pickle_that_fails_to_load_says_so(attack: Attack, held: Held)
     assert "not a loadable pickle" in result["message"]
     assert "missing or corrupt" not in result["message"]
     assert result["still_there"] and result["quarantined"] == []
-    held("intact trusted pickle of an exception class that cannot be unpickled",
-         "held: DecodeError naming the cause; object not quarantined")
+    held(
+        "intact trusted pickle of an exception class that cannot be unpickled",
+        "held: DecodeError naming the cause; object not quarantined",
+    )

@@ -25,8 +25,10 @@ def test_npy_bomb_as_a_memo_result(attack: Attack, held: Held) -> None:
         assert seen == {"value_ok": True, "object_kept": True}, (what, seen)
     assert result["runs"] == 3
     assert result["maxrss_mb"] < 400
-    held("memo entry naming an intact npy announcing 8 TB (formats 1.0, 2.0, 3.0)",
-         "fixed: miss, recomputed, object not quarantined (was quarantined)")
+    held(
+        "memo entry naming an intact npy announcing 8 TB (formats 1.0, 2.0, 3.0)",
+        "fixed: miss, recomputed, object not quarantined (was quarantined)",
+    )
 
 
 def test_records_nested_deep_or_too_big(attack: Attack, held: Held) -> None:
@@ -39,13 +41,17 @@ def test_npy_headers_of_every_format_version(attack: Attack, held: Held) -> None
     result = attack("redteam.npy_headers_every_version")
     assert set(result["outcomes"].values()) == {"DecodeError"}, result["outcomes"]
     assert result["latin1_fields_ok"]
-    held("npy header bombs in format 1.0, 2.0, 3.0 and an unknown version",
-         "held: DecodeError before allocation (3.0 now checked by us too)")
+    held(
+        "npy header bombs in format 1.0, 2.0, 3.0 and an unknown version",
+        "held: DecodeError before allocation (3.0 now checked by us too)",
+    )
 
 
 def test_hard_linked_zone_objects(attack: Attack, held: Held) -> None:
     result = attack("redteam.hard_linked_zone_object")
     assert result["outcome"] == "CorruptObjectError" and result["cached"] == []
-    held(f"zone object hard-linked to another file (fs.protected_hardlinks="
-         f"{result['protected_hardlinks']})",
-         "held: hash mismatch; links to unreadable files are the kernel's to refuse")
+    held(
+        f"zone object hard-linked to another file (fs.protected_hardlinks="
+        f"{result['protected_hardlinks']})",
+        "held: hash mismatch; links to unreadable files are the kernel's to refuse",
+    )

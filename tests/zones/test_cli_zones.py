@@ -101,8 +101,9 @@ def test_push_replace_refuses_a_corrupt_local_copy(
     local = writer.object_path(uri)
     local.chmod(0o644)
     local.write_text("good bytez")
-    code, _, err = run(capsys, "--root", str(tmp_path / "w"), "push", "--replace", uri,
-                       "--zone", zone_url)
+    code, _, err = run(
+        capsys, "--root", str(tmp_path / "w"), "push", "--replace", uri, "--zone", zone_url
+    )
     assert code == EXIT_CODES["corrupt"] and "corrupt" in err
     assert Store(tmp_path / "r", zone=zone_url).load_text(uri) == "good bytes"
 
@@ -132,7 +133,10 @@ def test_push_and_pull_against_s3_in_a_subprocess(
     }
     cli = [sys.executable, "-m", "kachery_flows"]
     stored = subprocess.run(
-        [*cli, "store", str(src), "--local"], capture_output=True, text=True, env=env,
+        [*cli, "store", str(src), "--local"],
+        capture_output=True,
+        text=True,
+        env=env,
         check=True,
     ).stdout.strip()
     pushed = subprocess.run(

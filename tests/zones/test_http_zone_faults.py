@@ -121,7 +121,9 @@ def test_body_always_cut_short_fails_and_caches_nothing(
 
 
 def test_stalled_response_times_out_and_is_retried(
-    http_directory_server: DirectoryHTTPServer, key: str, tmp_path: Path,
+    http_directory_server: DirectoryHTTPServer,
+    key: str,
+    tmp_path: Path,
     fast_retry: RetryPolicy,
 ) -> None:
     http_directory_server.add_fault(key, Fault(delay=1.0))
@@ -227,9 +229,7 @@ def test_connection_refused_is_unavailable(tmp_path: Path, fast_retry: RetryPoli
         Store(tmp_path / "c", zone=zone).load_bytes("sha1://" + "a" * 40)
 
 
-def test_refs_over_http(
-    http_directory_server: DirectoryHTTPServer, zone: HttpZone
-) -> None:
+def test_refs_over_http(http_directory_server: DirectoryHTTPServer, zone: HttpZone) -> None:
     ref = http_directory_server.directory / "refs" / "memo" / "k1"
     ref.parent.mkdir(parents=True)
     ref.write_text("sha1://" + "b" * 40)
@@ -261,9 +261,7 @@ def test_bad_base_urls(url: str) -> None:
         HttpZone(url)
 
 
-def test_progress_reports_every_byte(
-    key: str, reader: Store
-) -> None:
+def test_progress_reports_every_byte(key: str, reader: Store) -> None:
     seen: list[int] = []
     reader.download(uri_of(key), progress=seen.append)
     assert sum(seen) == len(DATA)

@@ -114,7 +114,9 @@ def test_a_directory_others_cannot_write_is_a_permission_error(tmp_path: Path) -
         os.chown(client_root, 65534, 65534)
         out = subprocess.run(
             [sys.executable, "-c", _AS_ANOTHER_USER, str(zone.root), str(client_root), uri],
-            capture_output=True, text=True, cwd="/",
+            capture_output=True,
+            text=True,
+            cwd="/",
         )
         assert out.returncode == 0, out.stderr
         denied = "ZonePermissionError True"

@@ -124,7 +124,10 @@ SHA1 = hashlib.sha1(DATA).hexdigest()
 
 
 def test_500_twice_then_success_through_a_proxy(
-    moto_server: MotoS3Server, s3_bucket: str, proxy: _FaultyS3Proxy, tmp_path: Path,
+    moto_server: MotoS3Server,
+    s3_bucket: str,
+    proxy: _FaultyS3Proxy,
+    tmp_path: Path,
     fast_retry: RetryPolicy,
 ) -> None:
     _put_raw(moto_server, s3_bucket, f"z/{object_key(SHA1)}", DATA)
@@ -138,7 +141,10 @@ def test_500_twice_then_success_through_a_proxy(
 
 
 def test_persistent_503_gives_up(
-    moto_server: MotoS3Server, s3_bucket: str, proxy: _FaultyS3Proxy, tmp_path: Path,
+    moto_server: MotoS3Server,
+    s3_bucket: str,
+    proxy: _FaultyS3Proxy,
+    tmp_path: Path,
     fast_retry: RetryPolicy,
 ) -> None:
     _put_raw(moto_server, s3_bucket, object_key(SHA1), DATA)
@@ -154,7 +160,10 @@ def test_persistent_503_gives_up(
 
 
 def test_403_is_a_permission_error_naming_the_zone(
-    moto_server: MotoS3Server, s3_bucket: str, proxy: _FaultyS3Proxy, tmp_path: Path,
+    moto_server: MotoS3Server,
+    s3_bucket: str,
+    proxy: _FaultyS3Proxy,
+    tmp_path: Path,
     fast_retry: RetryPolicy,
 ) -> None:
     zone = FsspecZone(
@@ -217,7 +226,10 @@ def test_profile_from_aws_config_files_via_zones_json(
 
 
 def test_per_zone_endpoint_overrides_the_environment(
-    moto_server: MotoS3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    moto_server: MotoS3Server,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
     fast_retry: RetryPolicy,
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
@@ -296,7 +308,10 @@ def test_s3fs_is_imported_only_by_s3_zones() -> None:
         "open_zone('s3://bucket/prefix'); print('s3fs' in sys.modules)"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
         env={**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"},
     ).stdout.strip()
     assert out == "True"

@@ -31,8 +31,11 @@ def write_zones(root: Path, zones: object) -> Path:
 
 @pytest.mark.parametrize(
     ("spec", "path"),
-    [("file:///srv/lab%20zone", "/srv/lab zone"), ("file://localhost/srv/z", "/srv/z"),
-     ("/abs/zone", "/abs/zone")],
+    [
+        ("file:///srv/lab%20zone", "/srv/lab zone"),
+        ("file://localhost/srv/z", "/srv/z"),
+        ("/abs/zone", "/abs/zone"),
+    ],
 )
 def test_local_urls(spec: str, path: str) -> None:
     zone = open_zone(spec)
@@ -55,8 +58,15 @@ def test_http_and_fsspec_urls() -> None:
 
 @pytest.mark.parametrize(
     "spec",
-    ["file://otherhost/x", "file:///x?y=1", "not a zone", "ftp//x", "nosuchproto://b", "s3://",
-     "s3:///"],
+    [
+        "file://otherhost/x",
+        "file:///x?y=1",
+        "not a zone",
+        "ftp//x",
+        "nosuchproto://b",
+        "s3://",
+        "s3:///",
+    ],
 )
 def test_bad_specs(spec: str) -> None:
     with pytest.raises(ZoneError):
@@ -64,13 +74,20 @@ def test_bad_specs(spec: str) -> None:
 
 
 def test_named_zones(root: Path, tmp_path: Path) -> None:
-    write_zones(root, {
-        "lab": {"url": f"file://{tmp_path}/lab", "group_shared": True, "fsync": False},
-        "mirror": {"url": "https://mirror.example/k", "headers": {"X-Token": "t"},
-                   "timeout": 3, "allowed_redirect_hosts": ["cdn.example"],
-                   "retry": {"max_attempts": 2, "initial_delay": 0.5}},
-        "bucket": {"url": "memory://b/p", "read_only": True},
-    })
+    write_zones(
+        root,
+        {
+            "lab": {"url": f"file://{tmp_path}/lab", "group_shared": True, "fsync": False},
+            "mirror": {
+                "url": "https://mirror.example/k",
+                "headers": {"X-Token": "t"},
+                "timeout": 3,
+                "allowed_redirect_hosts": ["cdn.example"],
+                "retry": {"max_attempts": 2, "initial_delay": 0.5},
+            },
+            "bucket": {"url": "memory://b/p", "read_only": True},
+        },
+    )
     lab = open_zone("lab")
     assert isinstance(lab, LocalZone)
     assert lab.root == tmp_path / "lab" and lab.group_shared and not lab.fsync
@@ -165,7 +182,9 @@ def test_retry_budget_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_config_command_shows_the_zone(
-    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    root: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     write_zones(root, {"lab": {"url": str(tmp_path / "lab"), "read_only": True}})

@@ -95,9 +95,7 @@ class TestS3Zone(_S3Raw, ZoneTests):
     prefix = "lab/zone"
 
     @pytest.fixture
-    def zone(
-        self, moto_server: MotoS3Server, s3_bucket: str, fast_retry: RetryPolicy
-    ) -> Zone:
+    def zone(self, moto_server: MotoS3Server, s3_bucket: str, fast_retry: RetryPolicy) -> Zone:
         self.server = moto_server
         url = f"s3://{s3_bucket}/{self.prefix}" if self.prefix else f"s3://{s3_bucket}"
         return FsspecZone(
@@ -113,9 +111,7 @@ class TestS3ZoneAtBucketRoot(TestS3Zone):
 
 class TestReadOnlyS3Zone(TestS3Zone):
     @pytest.fixture
-    def zone(
-        self, moto_server: MotoS3Server, s3_bucket: str, fast_retry: RetryPolicy
-    ) -> Zone:
+    def zone(self, moto_server: MotoS3Server, s3_bucket: str, fast_retry: RetryPolicy) -> Zone:
         self.server = moto_server
         return FsspecZone(
             f"s3://{s3_bucket}/ro",

@@ -115,33 +115,35 @@ def test_zone_classes_are_imported_only_when_used() -> None:
     assert out == ["[]", "[]", "True", "False"]
 
 
-def test_entry_point_zone_with_its_own_options(
-    installed: Path, root: Path, tmp_path: Path
-) -> None:
+def test_entry_point_zone_with_its_own_options(installed: Path, root: Path, tmp_path: Path) -> None:
     zone = open_zone(f"plant://{tmp_path}/zone")
     assert type(zone).__name__ == "PlantZone" and zone.root == tmp_path / "zone"
-    write_zones(root, {
-        "mine": {"url": f"plant://{tmp_path}/z2", "label": "lab", "trust_pickles": True},
-        "typo": {"url": f"plant://{tmp_path}/z3", "lable": "lab"},
-    })
+    write_zones(
+        root,
+        {
+            "mine": {"url": f"plant://{tmp_path}/z2", "label": "lab", "trust_pickles": True},
+            "typo": {"url": f"plant://{tmp_path}/z3", "lable": "lab"},
+        },
+    )
     mine = open_zone("mine")
     assert getattr(mine, "label", None) == "lab" and mine.trust_pickles
     with pytest.raises(ZoneConfigError, match=r"zone 'typo' in .*zones.json: unknown key"):
         open_zone("typo")
 
 
-def test_zones_json_cannot_name_code_to_import(
-    installed: Path, root: Path, tmp_path: Path
-) -> None:
+def test_zones_json_cannot_name_code_to_import(installed: Path, root: Path, tmp_path: Path) -> None:
     """Only a scheme is ever looked up, and only among shipped zones, zones registered in
     this process and entry points of the kachery_flows.zones group: a module that is
     importable, or registered in another group, is never imported for a zones.json URL."""
-    write_zones(root, {
-        "by-key": {"url": f"file://{tmp_path}/z", "class": "kf_planted_code:Thing"},
-        "by-module": {"url": "kf_planted_code://bucket/x"},
-        "other-group": {"url": "planted://bucket/x"},
-        "by-path": {"url": "kf_planted_code:Thing"},
-    })
+    write_zones(
+        root,
+        {
+            "by-key": {"url": f"file://{tmp_path}/z", "class": "kf_planted_code:Thing"},
+            "by-module": {"url": "kf_planted_code://bucket/x"},
+            "other-group": {"url": "planted://bucket/x"},
+            "by-path": {"url": "kf_planted_code:Thing"},
+        },
+    )
     for name in ("by-key", "by-module", "other-group", "by-path"):
         with pytest.raises(ZoneError):
             open_zone(name)
@@ -181,10 +183,13 @@ def test_register_zone(tmp_path: Path) -> None:
 
 
 def test_kachery_network_zone_in_zones_json(root: Path) -> None:
-    write_zones(root, {
-        "public": {"url": "kachery:default", "trust_pickles": True},
-        "retrying": {"url": "kachery:default", "retry": {"max_attempts": 2}},
-    })
+    write_zones(
+        root,
+        {
+            "public": {"url": "kachery:default", "trust_pickles": True},
+            "retrying": {"url": "kachery:default", "retry": {"max_attempts": 2}},
+        },
+    )
     zone = open_zone("public")
     assert isinstance(zone, KacheryNetworkZone) and zone.trust_pickles
     with pytest.raises(ZoneConfigError, match=r"unknown key.*for a kachery network zone"):
