@@ -29,7 +29,6 @@ from contextlib import suppress
 from pathlib import Path
 
 from ._atomic import make_dirs
-from ._range_lock import RangeLock, range_locks_supported
 from .errors import StoreWriteError
 
 __all__ = [
@@ -37,8 +36,6 @@ __all__ = [
     "STALE_SECONDS",
     "UNWRITTEN_SECONDS",
     "FileLock",
-    "RangeLock",
-    "range_locks_supported",
 ]
 
 #: A lock whose file was not refreshed for this long is abandoned.

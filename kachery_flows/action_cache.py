@@ -56,7 +56,8 @@ from ._cache_entry import (
 from ._inline import inline_value
 from ._layout import lock_table_path, locks_dir, marker_path, memo_index_dir, memo_trusted_dir
 from ._lineage_index import note_producer
-from ._lock import FileLock, RangeLock, range_locks_supported
+from ._lock import FileLock
+from ._range_lock import RangeLock, range_locks_supported
 from ._results import MISS, load_result, result_exists
 from .errors import DecodeError, UnsafePickleError
 from .records import decode_record, read_record_object

@@ -15,7 +15,7 @@ import memo_funcs
 import pytest
 from memo_helpers import python_env
 
-from kachery_flows import _lock, get_default_store
+from kachery_flows import _lock, _range_lock, get_default_store
 from kachery_flows._lock import FileLock
 from kachery_flows.action_cache import action_cache
 
@@ -184,8 +184,8 @@ def test_a_killed_holder_of_a_range_lock_frees_it_at_once(marker: str) -> None:
 def test_range_locks_keep_threads_of_one_process_apart(tmp_path: Path) -> None:
     table = tmp_path / "lock-table"
     key = "ab" * 20
-    first, second = _lock.RangeLock(table, key), _lock.RangeLock(table, key)
-    other = _lock.RangeLock(table, "cd" * 20)
+    first, second = _range_lock.RangeLock(table, key), _range_lock.RangeLock(table, key)
+    other = _range_lock.RangeLock(table, "cd" * 20)
     assert first.acquire() and not second.acquire() and other.acquire()
     first.release()
     assert second.acquire()
