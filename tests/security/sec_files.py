@@ -262,3 +262,40 @@ def attack_zones_json(work: Path) -> dict[str, Any]:
         except KacheryError as exc:
             outcomes[what] = f"{type(exc).__name__}: {exc}"
     return {"outcomes": outcomes}
+
+
+def attack_zones_json_names_code(work: Path) -> dict[str, Any]:
+    """zones.json entries that name an importable module in every way a spec could: a key,
+    a URL scheme, a ``module:Class`` URL, a dotted path as the scheme."""
+    import sys
+
+    planted = work / "planted"
+    planted.mkdir()
+    ran = work / "planted-code-ran"
+    (planted / "kf_planted_code.py").write_text(
+        f"open({str(ran)!r}, 'w').close()\nclass Thing: pass\n"
+    )
+    sys.path.insert(0, str(planted))
+    root = work / "root"
+    root.mkdir()
+    entries = {
+        "by-key": {"url": f"file://{work / 'z'}", "class": "kf_planted_code:Thing"},
+        "by-module-key": {"url": f"file://{work / 'z'}", "module": "kf_planted_code"},
+        "by-scheme": {"url": "kf_planted_code://bucket/x"},
+        "by-colon-path": {"url": "kf_planted_code:Thing"},
+        "by-dotted-scheme": {"url": "kf_planted_code.Thing://bucket/x"},
+    }
+    (root / "zones.json").write_text(json.dumps(entries))
+    (root / "zones.json").chmod(0o600)
+    outcomes = {}
+    for name in entries:
+        try:
+            zone = open_zone(name, root=root)
+            outcomes[name] = f"opened {zone.name}"
+        except KacheryError as exc:
+            outcomes[name] = f"{type(exc).__name__}: {exc}"
+    return {
+        "outcomes": outcomes,
+        "imported": "kf_planted_code" in sys.modules,
+        "ran": ran.exists(),
+    }

@@ -81,6 +81,14 @@ def test_swapping_a_zone_object_during_reads(attack: Attack, held: Held) -> None
     )
 
 
+def test_zones_json_cannot_name_code_to_import(attack: Attack, held: Held) -> None:
+    result = attack("files.zones_json_names_code", timeout=60)
+    assert not result["imported"] and not result["ran"], result
+    for what, seen in result["outcomes"].items():
+        assert seen.startswith(("ZoneError", "ZoneConfigError")), (what, seen)
+        held(f"zones.json naming importable code {what}", "held: ZoneError, nothing imported")
+
+
 def test_zones_json_must_be_a_small_regular_file_of_yours(attack: Attack, held: Held) -> None:
     result = attack("files.zones_json", timeout=60)
     for what, seen in result["outcomes"].items():
