@@ -29,11 +29,10 @@ from ..errors import (
     KacheryError,
     ObjectNotFoundError,
     ZoneError,
-    ZonePermissionError,
-    ZoneUnavailableError,
 )
 from ..hashing import sha1_of_file
 from ..uri import redact_url
+from ._fsspec_errors import translate
 from ._options import check_options, retry_option
 from ._registry import install_hint
 from .base import MAX_REF_BYTES, Progress, Zone, decode_ref, ref_key
@@ -50,31 +49,11 @@ T = TypeVar("T")
 _S3_SHORTCUTS = ("endpoint_url", "profile", "region", "anon")
 _OPTIONS = ("read_only", "retry", "storage_options", *_S3_SHORTCUTS)
 
-# errno values that mean "try again" when an fsspec backend reports them (s3fs maps
-# S3 500 to EREMOTEIO, 503/SlowDown to EBUSY and unknown server errors to EIO).
 # Object stores whose uploads become visible whole or not at all: a put goes straight to the
 # object's key. Other file systems (memory, sftp, ...) may show a file while it is being
 # written, so a put goes to a staging key first and is then moved into place.
 _ATOMIC_UPLOAD_PROTOCOLS = frozenset(
     {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oci", "oss"}
-)
-
-_TRANSIENT_ERRNOS = frozenset(
-    getattr(errno, name)
-    for name in (
-        "EIO",
-        "EREMOTEIO",
-        "EBUSY",
-        "EAGAIN",
-        "ETIMEDOUT",
-        "ECONNRESET",
-        "ECONNREFUSED",
-        "ECONNABORTED",
-        "EPIPE",
-        "ENETUNREACH",
-        "EHOSTUNREACH",
-    )
-    if hasattr(errno, name)
 )
 
 
@@ -202,32 +181,12 @@ class FsspecZone(Zone):
             except KacheryError:
                 raise
             except Exception as exc:
-                translated = self._translate(exc, what)
+                translated = translate(exc, f"zone {self.name}: {what}")
                 if translated is None:
                     raise
                 raise translated from exc
 
         return self.retry.call(attempt)
-
-    def _translate(self, exc: Exception, what: str) -> KacheryError | None:
-        where = f"zone {self.name}: {what}"
-        if isinstance(exc, FileNotFoundError):
-            return ObjectNotFoundError(f"{where}: not found")
-        if isinstance(exc, PermissionError):
-            return ZonePermissionError(f"{where}: access denied ({exc})")
-        kind = _classify_library_error(exc)
-        if kind == "credentials":
-            return ZonePermissionError(
-                f"{where}: no usable credentials ({exc}); set AWS_ACCESS_KEY_ID / "
-                "AWS_SECRET_ACCESS_KEY or AWS_PROFILE, or give the zone a profile"
-            )
-        if kind == "transient" or isinstance(exc, (TimeoutError, ConnectionError)):
-            return ZoneUnavailableError(f"{where}: {type(exc).__name__}: {exc}")
-        if isinstance(exc, OSError):
-            if exc.errno in _TRANSIENT_ERRNOS:
-                return ZoneUnavailableError(f"{where}: {exc}")
-            return ZoneError(f"{where}: {exc}")
-        return None
 
     def _callback(self, progress: Progress | None) -> Any:
         import fsspec.callbacks
@@ -254,7 +213,7 @@ class FsspecZone(Zone):
         try:
             info: dict[str, Any] = self.fs.info(self._key(object_key(sha1)))
         except Exception as exc:
-            if isinstance(exc, KacheryError) or self._translate(exc, "holds") is not None:
+            if isinstance(exc, KacheryError) or translate(exc, self.name) is not None:
                 return False
             raise
         return bool(info.get("type") == "file" and info.get("size") == size)
@@ -369,25 +328,6 @@ def _rebuild(
     url: str, options: dict[str, Any], read_only: bool, retry: RetryPolicy | None
 ) -> FsspecZone:
     return FsspecZone(url, storage_options=options, read_only=read_only, retry=retry)
-
-
-def _classify_library_error(exc: Exception) -> str | None:
-    """'transient', 'credentials' or None, for botocore/aiohttp exceptions (if loaded)."""
-    with contextlib.suppress(ImportError):
-        from botocore import exceptions as boto
-
-        if isinstance(
-            exc, (boto.NoCredentialsError, boto.PartialCredentialsError, boto.ProfileNotFound)
-        ):
-            return "credentials"
-        if isinstance(exc, (boto.ConnectionError, boto.HTTPClientError)):
-            return "transient"
-    with contextlib.suppress(ImportError):
-        import aiohttp
-
-        if isinstance(exc, aiohttp.ClientError):
-            return "transient"
-    return None
 
 
 _callback_class: type[Any] | None = None
