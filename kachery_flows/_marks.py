@@ -22,12 +22,7 @@ from ._atomic import create_marker
 from ._layout import marker_path, memo_marks_dir
 from .errors import StoreWriteError
 
-__all__ = ["after_write", "mark", "mark_path", "marks_dir"]
-
-
-def marks_dir(root: Path) -> Path:
-    """The directory of the marks of the store at ``root``."""
-    return memo_marks_dir(root)
+__all__ = ["after_write", "mark", "mark_path"]
 
 
 def mark_path(root: Path, sha1: str) -> Path:

@@ -7,8 +7,9 @@ one, it leaves a marker, ``marker_path(memo_trusted_dir(root), <result sha1>)`` 
 entry of the store's own local ref map is vouched for by that entry and trusted for the
 rest of the process, without a marker (see :meth:`ActionCache.trusts`).
 
-The action cache (:mod:`kachery_flows.action_cache`) and the one pickle decoder of stored
-results (``kachery_flows._results.unpickle``) both ask here. What a store trusts in this
+The action cache (:mod:`kachery_flows.action_cache`) asks here, and hands
+:func:`trusts_pickle` to the one pickle decoder of stored results
+(:func:`kachery_flows.codecs.unpickle`) as its trust rule. What a store trusts in this
 process is kept per :class:`~kachery_flows.store.Store` object.
 """
 

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _lineage_index, _marks
-from ._layout import locks_dir, object_key
+from . import _lineage_index
+from ._layout import locks_dir, memo_marks_dir, object_key
 from ._scan import subdirs
 from .action_cache import ActionCache, action_cache
 from .records import reached_by
@@ -155,7 +155,7 @@ def collect_garbage(
     live = _live_objects(cache, expired, report)
 
     root = str(store.root)
-    for sha1, marker in [] if report.unreadable_records else _markers(_marks.marks_dir(store.root)):
+    for sha1, marker in [] if report.unreadable_records else _markers(memo_marks_dir(store.root)):
         if sha1 in live:
             continue
         obj = f"{root}/{object_key(sha1)}"
