@@ -25,6 +25,7 @@ from ._verify import VerifyReport
 from .config import Settings, load_settings
 from .hashing import HashingWriter
 from .uri import Ref, parse_uri
+from .zones import open_zone
 from .zones.base import Progress, Zone
 
 __all__ = ["Store", "VerifyReport", "get_default_store"]
@@ -88,7 +89,7 @@ class Store:
     ) -> None:
         settings = load_settings()
         self.root = Path(root).expanduser() if root is not None else settings.root
-        self.zone: Zone | None = _open_configured_zone(zone) if isinstance(zone, str) else zone
+        self.zone: Zone | None = open_zone(zone) if isinstance(zone, str) else zone
         self.fsync = settings.fsync if fsync is None else fsync
         self.group_shared = settings.multi_user if group_shared is None else group_shared
         if trust_zone_pickles is None:
@@ -392,14 +393,8 @@ class Store:
         return _verify.quarantine(self.root, path, group_shared=self.group_shared)
 
 
-def _open_configured_zone(spec: str) -> Zone:
-    from .zones import open_zone
-
-    return open_zone(spec)
-
-
 def _build_default(settings: Settings) -> Store:
-    zone = _open_configured_zone(settings.zone) if settings.zone else None
+    zone = open_zone(settings.zone) if settings.zone else None
     return Store(settings.root, zone=zone)
 
 
