@@ -19,7 +19,8 @@ file's mtime is the last use, refreshed at most every few minutes per process). 
 (:mod:`kachery_flows.garbage`).
 
 Trust: a hit unpickles a ``pkl`` result only if this store pickled exactly those bytes
-itself (a marker, see :mod:`kachery_flows._trust`; a pickle carried inline by an entry of
+itself (it leaves a marker, ``marker_path(memo_trusted_dir(root), <result sha1>)``, when it
+computes one; hits never create one; a pickle carried inline by an entry of
 the store's own local ref map is vouched for by that entry, see :mod:`._inline`), or if
 the store trusts its zone's pickles (:attr:`Store.trust_zone_pickles`). Any other ``pkl``
 entry, e.g. one a colleague wrote to a shared zone, is a miss: the call recomputes and
@@ -43,8 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _trust, codecs
-from ._atomic import replace_small
+from . import codecs
+from ._atomic import create_marker, replace_small
 from ._cache_entry import (
     ENTRY_TAG,
     INLINE_ENTRY_MAX,
@@ -59,7 +60,7 @@ from ._lineage_index import note_producer
 from ._lock import FileLock
 from ._range_lock import RangeLock, range_locks_supported
 from ._results import MISS, load_result, result_exists
-from .errors import DecodeError, UnsafePickleError
+from .errors import DecodeError, StoreWriteError, UnsafePickleError
 from .records import decode_record, read_record_object
 from .refmap import RefMap
 from .uri import Ref, is_sha1_hex
@@ -114,6 +115,8 @@ class ActionCache:
         self._root = str(store.root)
         #: Markers of the pickled results this store wrote (see the module docs).
         self.trusted_dir = memo_trusted_dir(store.root)
+        #: Pickles trusted in this process (markers seen, inline entries vouched for).
+        self._trusted: set[str] = set()
         self._distrust_logged: set[str] = set()
 
     # --------------------------------------------------------------- ref map
@@ -167,7 +170,7 @@ class ActionCache:
     # ----------------------------------------------------------------- trust
     def trusted_path(self, sha1: str) -> Path:
         """The marker saying this store pickled result ``sha1`` itself."""
-        return _trust.trusted_path(self.store, sha1)
+        return marker_path(self.trusted_dir, sha1)
 
     def trusts(self, entry: CacheEntry) -> bool:
         """Whether a hit may load the entry's result (see the module docs)."""
@@ -192,16 +195,26 @@ class ActionCache:
     def trusts_pickle(self, sha1: str) -> bool:
         """Whether pickle ``sha1`` may be unpickled: this store pickled those bytes itself
         (:meth:`trust`), or the store trusts its zone's pickles."""
-        return _trust.trusts_pickle(self.store, sha1)
+        if self.store.trust_zone_pickles or sha1 in self._trusted:
+            return True
+        if self.trusted_path(sha1).exists():
+            self._trusted.add(sha1)
+            return True
+        return False
 
     def trust(self, sha1: str) -> None:
         """Record that this store pickled result ``sha1`` itself (when computing it)."""
-        _trust.trust(self.store, sha1)
+        path = self.trusted_path(sha1)
+        try:
+            create_marker(path, group_shared=self.store.group_shared)
+        except OSError as exc:
+            raise StoreWriteError.from_os_error(exc, "mark as trusted", path) from exc
+        self._trusted.add(sha1)
 
     def trust_inline(self, sha1: str) -> None:
         """Trust pickle ``sha1`` in this process: this store just pickled it into an inline
         entry of its own ref map (which vouches for it in other processes; no marker)."""
-        _trust.trust_in_process(self.store, sha1)
+        self._trusted.add(sha1)
 
     def _log_distrust(self, entry: CacheEntry) -> None:
         if entry.result in self._distrust_logged:

@@ -7,7 +7,7 @@ What :func:`collect_garbage` may delete, and only once older than the grace peri
   ``<root>/.kachery-flows/memo/objects/``) that no live record reaches: not the record
   object itself, not its result, not a URI inside the result, not an input ref;
 * the trust markers of pickled results whose objects are gone from the local store
-  (``<root>/.kachery-flows/memo/trusted/``, see :mod:`kachery_flows._trust`): a marker
+  (``<root>/.kachery-flows/memo/trusted/``, see :mod:`kachery_flows.action_cache`): a marker
   names bytes this store pickled, which stays true while the object exists.
 
 It never deletes an object stored with ``store_*`` (those are never marked, and storing

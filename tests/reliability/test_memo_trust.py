@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kachery_flows import Ref, Store, _trust, kachery_cached
+from kachery_flows import Ref, Store, kachery_cached
 from kachery_flows.action_cache import CacheEntry, action_cache
 from kachery_flows.garbage import collect_garbage
 from kachery_flows.zones import LocalZone, open_zone
@@ -117,7 +117,7 @@ def test_own_pickles_are_hits_in_other_processes_and_stores_sharing_the_root(
     first(1)
     # a new process: no in-memory state, same root
     again = _cached(Store(tmp_path / "mine", zone=zone, fsync=False))
-    _trust._in_process.pop(again.store, None)
+    action_cache(again.store)._trusted.clear()
     assert again(1) == (1, "a tuple is pickled", {1: 1.0}) and _RUNS == [1]
 
 
